@@ -1,0 +1,3 @@
+from acmemc.cli import main
+
+main()

@@ -1,0 +1,338 @@
+"""The HTTP client of one connection: an aiohttp session, its token and its requests."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import socket
+import ssl
+import time
+import urllib.request
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from ._auth import AccessToken, TokenProvider
+from ._config import Connection, CustomHeader
+from ._credentials import run_credential_process
+from ._errors import (
+    AuthenticationError,
+    ConnectError,
+    HTTPStatusError,
+    InvalidResponseError,
+    RequestError,
+    RequestTimeoutError,
+)
+from ._tls import SSLContextCache, verification_error
+from ._version import __version__
+
+__all__ = ["DEFAULT_TIMEOUT", "USER_AGENT", "Client"]
+
+logger = logging.getLogger("acmemc.http")
+
+#: Seconds a request may take, from sending it to reading the whole answer.
+DEFAULT_TIMEOUT = 10.0
+USER_AGENT = f"acmemc/{__version__}"
+
+
+class Client:
+    """An HTTP client for one Corporate Memory connection.
+
+    Opens one aiohttp session for the connection, fetches its access token once
+    and reuses it, and turns every failure into an :class:`~acmemc.AcmemcError`
+    that names the connection. Connections with the same trust settings share one
+    SSLContext when they share ``ssl_contexts``.
+
+    Usage::
+
+        async with Client(connection) as client:
+            graphs = await client.graph_list()
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        ssl_contexts: SSLContextCache | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.connection = connection
+        self._ssl_contexts = ssl_contexts if ssl_contexts is not None else SSLContextCache()
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._tokens: TokenProvider | None = None
+        self._extra = {"connection": connection.name}
+
+    async def __aenter__(self) -> Client:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Check the trust settings, run the credential processes and open the session."""
+        if self._session is not None:
+            return
+        # The CA bundle is checked first: it has no side effects, and a broken
+        # bundle must fail before any credential process runs or request is sent.
+        ssl_context = self._ssl_contexts.context_for(self.connection)
+        secrets, header_values = await self._run_credential_processes()
+
+        headers = {"User-Agent": USER_AGENT}
+        for header in self.connection.custom_headers:
+            headers[header.name] = header_values.get(header.name, header.value or "")
+        connector = aiohttp.TCPConnector(ssl=ssl_context)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+        )
+        self._tokens = TokenProvider(self.connection, secrets, self._post_form)
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    @property
+    def token_requests(self) -> int:
+        """How many requests this client sent to the token endpoint."""
+        return self._tokens.requests_sent if self._tokens is not None else 0
+
+    async def token(self) -> AccessToken:
+        """Return the access token, fetching it if there is none or it is about to expire."""
+        return await self._token_provider().get()
+
+    async def graph_list(self) -> list[dict[str, Any]]:
+        """Return the graphs the account can read: ``GET $DP_API_ENDPOINT/graphs/list``."""
+        url = f"{self.connection.dp_api_endpoint}/graphs/list"
+        answer = await self.request_json("GET", url)
+        if not isinstance(answer, list) or not all(
+            isinstance(graph, dict) and isinstance(graph.get("iri"), str) for graph in answer
+        ):
+            raise InvalidResponseError(
+                f"GET {url} answered with JSON that is not a list of graphs with an iri each. "
+                "Fix: check that DP_API_ENDPOINT points to the DataPlatform API.",
+                connection=self.connection.name,
+                url=url,
+            )
+        return answer
+
+    async def request_json(self, method: str, url: str, *, data: Mapping[str, str] | None = None) -> Any:
+        """Send an authorized request and return its JSON answer.
+
+        A 401 answer fetches a new token and repeats the request once, unless the
+        token was prefetched and cannot be renewed.
+        """
+        tokens = self._token_provider()
+        token = await tokens.get()
+        status, reason, content_type, text = await self._send(method, url, token=token, data=data)
+        if status == 401 and tokens.can_refresh:
+            logger.debug("%s %s answered 401, fetching a new token", method, url, extra=self._extra)
+            tokens.invalidate(token)
+            token = await tokens.get()
+            status, reason, content_type, text = await self._send(method, url, token=token, data=data)
+
+        if status == 401:
+            raise AuthenticationError(
+                f"{method} {url} rejected the access token (HTTP 401). "
+                + (
+                    "Fix: OAUTH_ACCESS_TOKEN may have expired; set a new one."
+                    if not tokens.can_refresh
+                    else "Fix: check that the token endpoint belongs to this deployment."
+                ),
+                connection=self.connection.name,
+                url=url,
+            )
+        if status >= 400:
+            raise _status_error(method, url, status, reason, text, self.connection)
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise InvalidResponseError(
+                f"{method} {url} answered HTTP {status} with {content_type or 'no content type'} "
+                "that is not valid JSON. Fix: check that the endpoint URL points to the Corporate Memory API.",
+                connection=self.connection.name,
+                url=url,
+            ) from None
+
+    def _token_provider(self) -> TokenProvider:
+        if self._tokens is None:
+            raise RuntimeError("Client is not open: use it as `async with Client(connection) as client`.")
+        return self._tokens
+
+    async def _post_form(self, url: str, form: Mapping[str, str]) -> tuple[int, str]:
+        status, _, _, text = await self._send("POST", url, data=form)
+        return status, text
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        token: AccessToken | None = None,
+        data: Mapping[str, str] | None = None,
+    ) -> tuple[int, str, str, str]:
+        """Send one request; return (status, reason, content type, body text)."""
+        if self._session is None:
+            raise RuntimeError("Client is not open: use it as `async with Client(connection) as client`.")
+        headers = {"Authorization": f"Bearer {token.token}"} if token is not None else None
+        started = time.monotonic()
+        try:
+            async with self._session.request(
+                method, url, headers=headers, data=data, proxy=self._proxy_for(url)
+            ) as response:
+                text = await response.text(errors="replace")
+                status, reason, content_type = response.status, response.reason or "", response.content_type
+        except aiohttp.ClientConnectorCertificateError as error:
+            certificate_error = error.certificate_error
+            if isinstance(certificate_error, ssl.SSLCertVerificationError):
+                raise verification_error(
+                    certificate_error, connection=self.connection, host=f"{error.host}:{error.port}", url=url
+                ) from None
+            raise self._connect_error(url, f"the TLS certificate of {error.host}:{error.port} was rejected") from None
+        except aiohttp.ClientConnectorSSLError as error:
+            raise self._connect_error(
+                url, f"the TLS handshake with {error.host}:{error.port} failed ({_ssl_reason(error.os_error)})"
+            ) from None
+        except aiohttp.ClientConnectorError as error:
+            raise self._connect_error(url, f"cannot connect to {error.host}:{error.port}: {_os_reason(error.os_error)}") from None
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"{method} {url} timed out after {self._timeout:g} s. "
+                "Fix: check that the deployment is up, or raise --timeout.",
+                connection=self.connection.name,
+                url=url,
+            ) from None
+        except aiohttp.ServerDisconnectedError:
+            raise RequestError(
+                f"{method} {url} failed: the server closed the connection without an answer.",
+                connection=self.connection.name,
+                url=url,
+            ) from None
+        except aiohttp.ClientError as error:
+            raise RequestError(
+                f"{method} {url} failed: {type(error).__name__}. Run with --debug for details.",
+                connection=self.connection.name,
+                url=url,
+            ) from None
+
+        logger.debug(
+            "%s %s -> %s %s (%.0f ms)",
+            method,
+            url,
+            status,
+            reason,
+            (time.monotonic() - started) * 1000,
+            extra=self._extra,
+        )
+        return status, reason, content_type, text
+
+    def _connect_error(self, url: str, problem: str) -> ConnectError:
+        return ConnectError(
+            f"{problem}. Fix: check the host and port in CMEM_BASE_URI (or the endpoint keys) and that the deployment is up.",
+            connection=self.connection.name,
+            url=url,
+        )
+
+    def _proxy_for(self, url: str) -> str | None:
+        environment = self.connection.proxy_environment
+        if not environment:
+            return None
+        scheme, _, rest = url.partition("://")
+        host = rest.split("/", 1)[0]
+        no_proxy = environment.get("no_proxy") or environment.get("NO_PROXY")
+        if no_proxy and urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):
+            return None
+        return environment.get(f"{scheme}_proxy") or environment.get(f"{scheme.upper()}_PROXY")
+
+    async def _run_credential_processes(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Run every credential process of the connection at once; return (secrets, header values)."""
+        connection = self.connection
+        secrets = dict(connection.secrets)
+        header_values: dict[str, str] = {}
+        process_headers: list[CustomHeader] = [header for header in connection.custom_headers if header.process]
+        if not connection.secret_processes and not process_headers:
+            return secrets, header_values
+
+        async def run_secret(key: str, argv: tuple[str, ...]) -> None:
+            secrets[key] = await run_credential_process(connection, key + "_PROCESS", argv)
+
+        async def run_header(header: CustomHeader) -> None:
+            assert header.process is not None
+            header_values[header.name] = await run_credential_process(connection, header.key, header.process)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for key, argv in connection.secret_processes.items():
+                    group.create_task(run_secret(key, argv))
+                for header in process_headers:
+                    group.create_task(run_header(header))
+        except ExceptionGroup as group_error:
+            # The first failure is the one to report; the others were cancelled with it.
+            raise group_error.exceptions[0] from None
+        return secrets, header_values
+
+
+def _status_error(method: str, url: str, status: int, reason: str, text: str, connection: Connection) -> HTTPStatusError:
+    detail = _error_detail(text)
+    if status == 403:
+        fix = "Fix: give the account of OAUTH_CLIENT_ID (or OAUTH_USER) access to this API."
+    elif status == 404:
+        fix = "Fix: check DP_API_ENDPOINT and DI_API_ENDPOINT, or CMEM_BASE_URI they derive from."
+    elif status >= 500:
+        fix = "Fix: the deployment has a server-side problem; check its logs or try again later."
+    else:
+        fix = "Fix: run with --debug to see the request."
+    return HTTPStatusError(
+        f"{method} {url} answered HTTP {status} {reason}{detail}. {fix}",
+        connection=connection.name,
+        url=url,
+        status=status,
+    )
+
+
+def _error_detail(text: str) -> str:
+    """Return a short detail from a JSON error answer, such as Spring's "message"."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return ""
+    if not isinstance(answer, dict):
+        return ""
+    for key in ("detail", "message", "error_description", "title", "error"):
+        value = answer.get(key)
+        if isinstance(value, str) and value.strip():
+            one_line = " ".join(value.split())
+            return f" ({one_line[:200]})"
+    return ""
+
+
+def _os_reason(error: OSError) -> str:
+    if isinstance(error, ConnectionRefusedError) or error.errno == errno.ECONNREFUSED:
+        return "connection refused"
+    if isinstance(error, socket.gaierror):
+        return "host name not found"
+    if error.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return "network unreachable"
+    if isinstance(error, TimeoutError) or error.errno == errno.ETIMEDOUT:
+        return "connection timed out"
+    return error.strerror or type(error).__name__
+
+
+def _ssl_reason(error: OSError) -> str:
+    if isinstance(error, ssl.SSLError):
+        reason = error.reason or error.strerror or "TLS error"
+        if reason == "WRONG_VERSION_NUMBER":
+            return "the server does not speak TLS on this port; is it http:// instead of https://?"
+        if reason in ("TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL"):
+            return "the server offers no TLS version acmemc accepts (TLS 1.2 or newer)"
+        return reason.replace("_", " ").lower()
+    return error.strerror or type(error).__name__

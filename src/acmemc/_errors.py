@@ -1,0 +1,148 @@
+"""The exceptions acmemc raises.
+
+Every error names the connection it belongs to, so that a run over many
+connections can report each failure on one line. The hierarchy::
+
+    AcmemcError
+    ├── ConfigurationError            the config file, a key or a value is invalid
+    │   ├── CABundleError             REQUESTS_CA_BUNDLE is missing, empty or not PEM
+    │   └── CredentialProcessError    an *_PROCESS command failed or printed nothing
+    └── RequestError                  a request to a deployment failed
+        ├── ConnectError              the host could not be reached
+        │   └── TLSVerificationError  its certificate did not verify
+        ├── RequestTimeoutError       no answer within the timeout
+        ├── AuthenticationError       the token endpoint rejected the credentials
+        ├── HTTPStatusError           the API answered with an error status
+        └── InvalidResponseError      the answer is not the JSON that was expected
+
+Catch ``ConfigurationError`` for problems the user fixes in ``config.ini`` or
+the environment, and ``RequestError`` for problems of one deployment.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AcmemcError",
+    "AuthenticationError",
+    "CABundleError",
+    "ConfigurationError",
+    "ConnectError",
+    "CredentialProcessError",
+    "HTTPStatusError",
+    "InvalidResponseError",
+    "RequestError",
+    "RequestTimeoutError",
+    "TLSVerificationError",
+]
+
+
+class AcmemcError(Exception):
+    """Base class of every acmemc error.
+
+    ``connection`` is the connection name, or ``None`` where the error is not
+    tied to one connection (for example a syntax error in the config file).
+    ``str(error)`` is a complete one-line message: what failed, on which value,
+    and what to do.
+    """
+
+    def __init__(self, message: str, *, connection: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.connection = connection
+
+    def __str__(self) -> str:
+        if self.connection is None:
+            return self.message
+        return f"connection {self.connection!r}: {self.message}"
+
+
+class ConfigurationError(AcmemcError):
+    """The config file, a configuration key or one of its values is invalid."""
+
+
+class CABundleError(ConfigurationError):
+    """The CA bundle (``REQUESTS_CA_BUNDLE``) cannot be used."""
+
+    def __init__(self, message: str, *, connection: str | None = None, path: str) -> None:
+        super().__init__(message, connection=connection)
+        self.path = path
+
+
+class CredentialProcessError(ConfigurationError):
+    """A credential process (``*_PROCESS``) failed, timed out or printed nothing."""
+
+
+class RequestError(AcmemcError):
+    """A request to a deployment failed.
+
+    ``url`` is the URL of the failed request (never with credentials).
+    """
+
+    def __init__(self, message: str, *, connection: str | None = None, url: str | None = None) -> None:
+        super().__init__(message, connection=connection)
+        self.url = url
+
+
+class ConnectError(RequestError):
+    """The host could not be reached: refused, not resolved or reset."""
+
+
+class TLSVerificationError(ConnectError):
+    """The server's certificate did not verify.
+
+    ``reason`` is the plain-words cause (for example "certificate has expired"),
+    ``host`` the host and port that presented the certificate, and ``ca_bundle``
+    the trust anchors that were used.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        connection: str | None = None,
+        url: str | None = None,
+        reason: str,
+        host: str,
+        ca_bundle: str,
+    ) -> None:
+        super().__init__(message, connection=connection, url=url)
+        self.reason = reason
+        self.host = host
+        self.ca_bundle = ca_bundle
+
+
+class RequestTimeoutError(RequestError):
+    """A request got no complete answer within the timeout."""
+
+
+class AuthenticationError(RequestError):
+    """The token endpoint rejected the credentials, or the API rejected the token.
+
+    ``error`` and ``error_description`` are the OAuth fields of the answer, where
+    the token endpoint sent them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        connection: str | None = None,
+        url: str | None = None,
+        error: str | None = None,
+        error_description: str | None = None,
+    ) -> None:
+        super().__init__(message, connection=connection, url=url)
+        self.error = error
+        self.error_description = error_description
+
+
+class HTTPStatusError(RequestError):
+    """The API answered with an error status; ``status`` is the HTTP status code."""
+
+    def __init__(self, message: str, *, connection: str | None = None, url: str | None = None, status: int) -> None:
+        super().__init__(message, connection=connection, url=url)
+        self.status = status
+
+
+class InvalidResponseError(RequestError):
+    """The answer is not the JSON document that the endpoint should return."""

@@ -1,0 +1,224 @@
+"""The state of one CLI invocation: options, environment, config file and selected connections."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import asyncclick as click
+
+from .._config import (
+    ConfigFile,
+    Connection,
+    read_config,
+    resolve_connection,
+    selected_connection_name,
+)
+from .._errors import AcmemcError, ConfigurationError
+
+if TYPE_CHECKING:
+    from .._fleet import ConnectionResult
+
+logger = logging.getLogger("acmemc.cli")
+
+__all__ = ["EXIT_CONFIGURATION", "EXIT_FAILED", "EXIT_OK", "App", "Selection"]
+
+EXIT_OK = 0
+#: At least one connection failed.
+EXIT_FAILED = 1
+#: Usage or configuration error (also the exit status click uses for usage errors).
+EXIT_CONFIGURATION = 2
+
+SSL_VERIFY_WARNING = "SSL verification is disabled (SSL_VERIFY=False)."
+
+
+class CLIError(click.ClickException):
+    """A one-line error that ends the command with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"Error: {self.message}", err=True)
+
+
+@dataclass
+class Selection:
+    """The connections a command runs on, and the ones whose configuration is invalid.
+
+    ``multiple`` is true when the user asked for several connections (``-c``
+    twice, ``--all-connections`` or ``--match``), even if only one matched: the
+    output format then names the connection in every record.
+    """
+
+    connections: list[Connection]
+    errors: list[ConfigurationError]
+    multiple: bool
+
+
+@dataclass
+class App:
+    """Options of the top-level command, shared by every subcommand."""
+
+    environ: Mapping[str, str]
+    config_file: str | None
+    connection_names: tuple[str, ...]
+    all_connections: bool
+    match_patterns: tuple[str, ...]
+    jobs: int
+    timeout: float
+    debug: bool
+    quiet: bool
+    _config: ConfigFile | None = field(default=None, repr=False)
+
+    @property
+    def multiple(self) -> bool:
+        return self.all_connections or bool(self.match_patterns) or len(set(self.connection_names)) > 1
+
+    async def config(self) -> ConfigFile:
+        if self._config is None:
+            try:
+                self._config = await read_config(self.config_file)
+            except ConfigurationError as error:
+                raise CLIError(str(error), EXIT_CONFIGURATION) from None
+            logger.debug("Config file: %s", self._config.describe())
+        return self._config
+
+    async def selected_names(self) -> list[str | None]:
+        """Return the selected section names in order, or ``[None]`` for the unnamed connection."""
+        config = await self.config()
+        names: list[str] = []
+        for name in self.connection_names:
+            if name not in config.sections:
+                raise CLIError(
+                    str(resolve_error(config, name)),
+                    EXIT_CONFIGURATION,
+                )
+            names.append(name)
+        if self.all_connections:
+            names.extend(config.connection_names)
+        for pattern in self.match_patterns:
+            matched = [name for name in config.connection_names if fnmatch.fnmatchcase(name, pattern)]
+            if not matched:
+                raise CLIError(
+                    f"no connection in {config.describe()} matches {pattern!r}. "
+                    "Fix: check the pattern (shell wildcards * ? [...]) against `acmemc config list`.",
+                    EXIT_CONFIGURATION,
+                )
+            names.extend(matched)
+        if self.multiple:
+            if not names:
+                raise CLIError(
+                    f"{config.describe()} has no connections. Fix: add a [NAME] section for each deployment.",
+                    EXIT_CONFIGURATION,
+                )
+            return list(dict.fromkeys(names))
+        if names:
+            return names[:1]
+
+        default_name = selected_connection_name(config, self.environ)
+        if default_name is not None and default_name not in config.sections:
+            raise CLIError(str(resolve_error(config, default_name)) + " (selected by CMEMC_CONNECTION)", EXIT_CONFIGURATION)
+        return [default_name]
+
+    async def select(self) -> Selection:
+        """Resolve the selected connections; invalid ones become errors of a run over several."""
+        config = await self.config()
+        connections: list[Connection] = []
+        errors: list[ConfigurationError] = []
+        for name in await self.selected_names():
+            try:
+                connections.append(resolve_connection(config, name, self.environ))
+            except ConfigurationError as error:
+                if not self.multiple:
+                    raise CLIError(str(error), EXIT_CONFIGURATION) from None
+                errors.append(error)
+        return Selection(connections, errors, self.multiple)
+
+    async def single(self) -> Connection:
+        """Resolve the one connection that a single-connection command uses."""
+        if self.multiple:
+            raise CLIError(
+                "this command works on one connection; select it with -c NAME. "
+                "Fix: drop --all-connections, --match and extra -c options.",
+                EXIT_CONFIGURATION,
+            )
+        selection = await self.select()
+        return selection.connections[0]
+
+    def warn_ssl_verify_disabled(self, connections: list[Connection]) -> None:
+        """Print cmemc's warning once for the connections that do not verify certificates."""
+        unverified = [connection.name for connection in connections if not connection.ssl_verify]
+        if not unverified:
+            return
+        if self.multiple:
+            click.echo(f"{SSL_VERIFY_WARNING} Connections: {', '.join(unverified)}", err=True)
+        else:
+            click.echo(SSL_VERIFY_WARNING, err=True)
+
+    def console_width(self) -> int:
+        """Table width: ``CMEMC_CONSOLE_WIDTH``, else the terminal's width, else 80 as in cmemc."""
+        value = self.environ.get("CMEMC_CONSOLE_WIDTH")
+        if value and value.strip().isdigit() and int(value) > 0:
+            return int(value)
+        if sys.stdout.isatty():
+            return shutil.get_terminal_size().columns
+        return 80
+
+    def hint(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(message, err=True)
+
+
+def resolve_error(config: ConfigFile, name: str) -> AcmemcError:
+    try:
+        resolve_connection(config, name, {})
+    except ConfigurationError as error:
+        return error
+    raise AssertionError(f"{name!r} resolved")  # pragma: no cover - callers check that it is unknown
+
+
+def report_failures(results: list[ConnectionResult[object]], errors: list[ConfigurationError], debug: bool) -> int:
+    """Print one line per failed connection on stderr; return the exit status for the run."""
+    import traceback
+
+    from .._errors import AcmemcError
+
+    status = EXIT_OK
+    for error in errors:
+        click.echo(f"Error: {error}", err=True)
+        status = EXIT_CONFIGURATION
+    for result in results:
+        if result.error is None:
+            continue
+        if isinstance(result.error, AcmemcError):
+            click.echo(f"Error: {result.error}", err=True)
+        else:
+            click.echo(
+                f"Error: connection {result.connection!r}: unexpected {type(result.error).__name__}: {result.error}. "
+                "Run with --debug to see the traceback, and please report it.",
+                err=True,
+            )
+            if debug:
+                traceback.print_exception(result.error, file=sys.stderr)
+        if isinstance(result.error, ConfigurationError):
+            status = EXIT_CONFIGURATION
+        elif status == EXIT_OK:
+            status = EXIT_FAILED
+    return status
+
+
+def error_record(error: Exception) -> dict[str, str]:
+    """Describe an error for machine-readable output."""
+    return {"type": type(error).__name__, "message": str(error)}
+
+
+def default_environ() -> Mapping[str, str]:
+    return dict(os.environ)

@@ -1,0 +1,177 @@
+"""``acmemc graph``: list the graphs of one or many connections."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncclick as click
+
+from ._app import App, Selection, error_record, report_failures
+from ._table import render_table
+
+__all__ = ["graph_group"]
+
+# Prefixes for the graph type column, the ones cmemc shortens class IRIs with.
+NAMESPACES = {
+    "void": "http://rdfs.org/ns/void#",
+    "di": "https://vocab.eccenca.com/di/",
+    "shui": "https://vocab.eccenca.com/shui/",
+    "dsm": "https://vocab.eccenca.com/dsm/",
+    "owl": "http://www.w3.org/2002/07/owl#",
+    "sd": "http://www.w3.org/ns/sparql-service-description#",
+}
+
+EMPTY_HINT = (
+    "The account of this connection can read no graphs. "
+    "Import one with `cmemc graph import`, or give the account access to existing graphs."
+)
+
+
+@click.group(name="graph")
+def graph_group() -> None:
+    """List the graphs of one or many connections."""
+
+
+@graph_group.command(name="list")
+@click.option("--raw", is_flag=True, help="Print the JSON answer of the API.")
+@click.option("--id-only", is_flag=True, help="Print only graph IRIs, one a line, sorted.")
+@click.option(
+    "--filter",
+    "filter_",
+    type=(click.Choice(["access"]), click.Choice(["readonly", "writeable"])),
+    default=(None, None),
+    metavar="access readonly|writeable",
+    help="Show only read-only or only writeable graphs.",
+)
+@click.pass_obj
+async def list_command(app: App, raw: bool, id_only: bool, filter_: tuple[str | None, str | None]) -> None:
+    """List the graphs that the account of each connection can read.
+
+    With one connection, the output is cmemc's: a table of graph IRI, type and
+    label sorted by label. With several connections (-c twice,
+    --all-connections or --match), the table gains a Connection column,
+    --id-only prints `CONNECTION<TAB>IRI` lines, and --raw prints one JSON
+    record per connection with its graphs or its error. A failed connection is
+    reported on stderr and does not stop the others.
+    """
+    from .._fleet import run_each
+
+    selection = await app.select()
+    app.warn_ssl_verify_disabled(selection.connections)
+    access = filter_[1]
+
+    results = []
+    async for result in run_each(
+        selection.connections, _graph_list_operation, concurrency=app.jobs, timeout=app.timeout
+    ):
+        results.append(result)
+    results.sort(key=lambda result: result.connection.casefold())
+
+    graphs_by_connection = {
+        result.connection: _filter_access(result.value, access) for result in results if result.value is not None
+    }
+    if selection.multiple:
+        _print_multiple(app, selection, results, graphs_by_connection, raw=raw, id_only=id_only)
+    elif graphs_by_connection:
+        _print_single(app, next(iter(graphs_by_connection.values())), raw=raw, id_only=id_only)
+
+    status = report_failures(results, selection.errors, app.debug)  # type: ignore[arg-type]
+    failed = len(selection.errors) + sum(1 for result in results if not result.ok)
+    if selection.multiple and failed:
+        app.hint(f"{failed} of {len(results) + len(selection.errors)} connections failed.")
+    raise click.exceptions.Exit(status)
+
+
+async def _graph_list_operation(client: Any) -> list[dict[str, Any]]:
+    graphs: list[dict[str, Any]] = await client.graph_list()
+    return graphs
+
+
+def _filter_access(graphs: list[dict[str, Any]] | None, access: str | None) -> list[dict[str, Any]]:
+    graphs = graphs or []
+    if access == "writeable":
+        return [graph for graph in graphs if graph.get("writeable") is True]
+    if access == "readonly":
+        return [graph for graph in graphs if graph.get("writeable") is not True]
+    return graphs
+
+
+def graph_type(graph: dict[str, Any]) -> str:
+    """Return the first assigned class, by sorted IRI, as a prefixed name where the prefix is known."""
+    classes = graph.get("assignedClasses") or []
+    if not classes:
+        return ""
+    iri = sorted(str(item) for item in classes)[0]
+    for prefix, namespace in NAMESPACES.items():
+        if iri.startswith(namespace):
+            return prefix + ":" + iri[len(namespace) :]
+    return iri
+
+
+def graph_label(graph: dict[str, Any]) -> str:
+    label = graph.get("label")
+    if isinstance(label, dict) and isinstance(label.get("title"), str):
+        return label["title"]
+    return ""
+
+
+def _sorted_iris(graphs: list[dict[str, Any]]) -> list[str]:
+    return sorted((graph["iri"] for graph in graphs), key=str.lower)
+
+
+def _print_single(app: App, graphs: list[dict[str, Any]], *, raw: bool, id_only: bool) -> None:
+    if raw:
+        click.echo(json.dumps(graphs, indent=2))
+        return
+    if id_only:
+        for iri in _sorted_iris(graphs):
+            click.echo(iri)
+        return
+    if not graphs:
+        app.hint(EMPTY_HINT)
+        return
+    rows = sorted(([graph["iri"], graph_type(graph), graph_label(graph)] for graph in graphs), key=lambda row: row[2].lower())
+    click.echo(render_table(["Graph IRI", "Type", "Label"], rows, app.console_width()))
+
+
+def _print_multiple(
+    app: App,
+    selection: Selection,
+    results: list[Any],
+    graphs_by_connection: dict[str, list[dict[str, Any]]],
+    *,
+    raw: bool,
+    id_only: bool,
+) -> None:
+    if raw:
+        records: list[dict[str, Any]] = []
+        for error in selection.errors:
+            records.append({"connection": error.connection, "error": error_record(error)})
+        for result in results:
+            if result.error is not None:
+                records.append({"connection": result.connection, "error": error_record(result.error)})
+            else:
+                records.append({"connection": result.connection, "graphs": graphs_by_connection[result.connection]})
+        records.sort(key=lambda record: str(record["connection"]).casefold())
+        click.echo(json.dumps(records, indent=2))
+        return
+    if id_only:
+        for connection, graphs in graphs_by_connection.items():
+            for iri in _sorted_iris(graphs):
+                click.echo(f"{connection}\t{iri}")
+        return
+
+    rows = []
+    for connection, graphs in graphs_by_connection.items():
+        rows.extend(
+            sorted(
+                ([connection, graph["iri"], graph_type(graph), graph_label(graph)] for graph in graphs),
+                key=lambda row: row[3].lower(),
+            )
+        )
+    if not rows:
+        if graphs_by_connection:
+            app.hint("The accounts of the selected connections can read no graphs.")
+        return
+    click.echo(render_table(["Connection", "Graph IRI", "Type", "Label"], rows, app.console_width()))
