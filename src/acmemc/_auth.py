@@ -139,7 +139,7 @@ class TokenProvider:
                 detail = f"HTTP status {status}"
             raise AuthenticationError(
                 f"token endpoint {url} rejected the {connection.grant_type} grant: {detail}. "
-                f"Fix: check {_credential_keys(connection.grant_type)} and OAUTH_TOKEN_URI.",
+                f"Fix: check {_credential_keys(connection.grant_type)}.",
                 connection=connection.name,
                 url=url,
                 error=error,
@@ -173,5 +173,5 @@ def _prefetched(token: str) -> AccessToken:
 
 def _credential_keys(grant_type: str) -> str:
     if grant_type == "client_credentials":
-        return "OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET"
-    return "OAUTH_CLIENT_ID, OAUTH_USER and OAUTH_PASSWORD"
+        return "OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET and OAUTH_TOKEN_URI"
+    return "OAUTH_CLIENT_ID, OAUTH_USER, OAUTH_PASSWORD and OAUTH_TOKEN_URI"
