@@ -9,36 +9,92 @@ deployments at once, in one process. The public API::
         ...
 """
 
-from ._auth import AccessToken, decode_jwt_payload
-from ._client import DEFAULT_TIMEOUT, Client
-from ._config import (
-    KNOWN_KEYS,
-    SECRET_KEYS,
-    ConfigFile,
-    Connection,
-    Setting,
-    Source,
-    default_config_path,
-    parse_config,
-    read_config,
-    resolve_connection,
-)
-from ._errors import (
-    AcmemcError,
-    AuthenticationError,
-    CABundleError,
-    ConfigurationError,
-    ConnectError,
-    CredentialProcessError,
-    HTTPStatusError,
-    InvalidResponseError,
-    RequestError,
-    RequestTimeoutError,
-    TLSVerificationError,
-)
-from ._fleet import DEFAULT_CONCURRENCY, ConnectionResult, run_each
-from ._tls import SSLContextCache, TrustSettings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._auth import AccessToken, decode_jwt_payload
+    from ._client import DEFAULT_TIMEOUT, Client
+    from ._config import (
+        KNOWN_KEYS,
+        SECRET_KEYS,
+        ConfigFile,
+        Connection,
+        Setting,
+        Source,
+        default_config_path,
+        parse_config,
+        read_config,
+        resolve_connection,
+    )
+    from ._errors import (
+        AcmemcError,
+        AuthenticationError,
+        CABundleError,
+        ConfigurationError,
+        ConnectError,
+        CredentialProcessError,
+        HTTPStatusError,
+        InvalidResponseError,
+        RequestError,
+        RequestTimeoutError,
+        TLSVerificationError,
+    )
+    from ._fleet import DEFAULT_CONCURRENCY, ConnectionResult, run_each
+    from ._tls import SSLContextCache, TrustSettings
+
+# The public names and the private module that defines each. They are imported
+# on first use, so that `acmemc --help` starts without importing aiohttp.
+_MODULES = {
+    "AccessToken": "_auth",
+    "decode_jwt_payload": "_auth",
+    "DEFAULT_TIMEOUT": "_client",
+    "Client": "_client",
+    "KNOWN_KEYS": "_config",
+    "SECRET_KEYS": "_config",
+    "ConfigFile": "_config",
+    "Connection": "_config",
+    "Setting": "_config",
+    "Source": "_config",
+    "default_config_path": "_config",
+    "parse_config": "_config",
+    "read_config": "_config",
+    "resolve_connection": "_config",
+    "AcmemcError": "_errors",
+    "AuthenticationError": "_errors",
+    "CABundleError": "_errors",
+    "ConfigurationError": "_errors",
+    "ConnectError": "_errors",
+    "CredentialProcessError": "_errors",
+    "HTTPStatusError": "_errors",
+    "InvalidResponseError": "_errors",
+    "RequestError": "_errors",
+    "RequestTimeoutError": "_errors",
+    "TLSVerificationError": "_errors",
+    "DEFAULT_CONCURRENCY": "_fleet",
+    "ConnectionResult": "_fleet",
+    "run_each": "_fleet",
+    "SSLContextCache": "_tls",
+    "TrustSettings": "_tls",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _MODULES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'acmemc' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"acmemc.{module_name}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
