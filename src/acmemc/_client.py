@@ -9,10 +9,11 @@ import logging
 import socket
 import ssl
 import time
+import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 
@@ -30,13 +31,23 @@ from ._errors import (
 from ._tls import SSLContextCache, verification_error
 from ._version import __version__
 
-__all__ = ["DEFAULT_TIMEOUT", "USER_AGENT", "Client"]
+__all__ = ["DEFAULT_TIMEOUT", "USER_AGENT", "Client", "Response"]
 
 logger = logging.getLogger("acmemc.http")
 
 #: Seconds a request may take, from sending it to reading the whole answer.
 DEFAULT_TIMEOUT = 10.0
 USER_AGENT = f"acmemc/{__version__}"
+TLS_VERSION_REASON = "the server offers no TLS version acmemc accepts (TLS 1.2 or newer)"
+
+
+class Response(NamedTuple):
+    """A complete answer: status, reason phrase, content type and the body as text."""
+
+    status: int
+    reason: str
+    content_type: str
+    text: str
 
 
 class Client:
@@ -65,6 +76,7 @@ class Client:
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
         self._tokens: TokenProvider | None = None
+        self._server_certificates: dict[str, bytes] = {}
         self._extra = {"connection": connection.name}
 
     async def __aenter__(self) -> Client:
@@ -106,6 +118,10 @@ class Client:
         """How many requests this client sent to the token endpoint."""
         return self._tokens.requests_sent if self._tokens is not None else 0
 
+    def server_certificate(self, url: str) -> bytes | None:
+        """Return the certificate (DER) that the HTTPS server of ``url`` presented, if this client talked to it."""
+        return self._server_certificates.get(_origin(url))
+
     async def token(self) -> AccessToken:
         """Return the access token, fetching it if there is none or it is about to expire."""
         return await self._token_provider().get()
@@ -125,22 +141,33 @@ class Client:
             )
         return answer
 
-    async def request_json(self, method: str, url: str, *, data: Mapping[str, str] | None = None) -> Any:
-        """Send an authorized request and return its JSON answer.
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        accept_statuses: Collection[int] = (),
+    ) -> Response:
+        """Send an authorized request and return its successful answer.
 
         A 401 answer fetches a new token and repeats the request once, unless the
-        token was prefetched and cannot be renewed.
+        token was prefetched and cannot be renewed. Any other status of 400 or
+        more raises :class:`~acmemc.HTTPStatusError`, unless it is in
+        ``accept_statuses`` (a health endpoint, for example, answers 503 with a
+        JSON body when its service is down).
         """
         tokens = self._token_provider()
         token = await tokens.get()
-        status, reason, content_type, text = await self._send(method, url, token=token, data=data)
-        if status == 401 and tokens.can_refresh:
+        response = await self._send(method, url, token=token, data=data, headers=headers)
+        if response.status == 401 and tokens.can_refresh:
             logger.debug("%s %s answered 401, fetching a new token", method, url, extra=self._extra)
             tokens.invalidate(token)
             token = await tokens.get()
-            status, reason, content_type, text = await self._send(method, url, token=token, data=data)
+            response = await self._send(method, url, token=token, data=data, headers=headers)
 
-        if status == 401:
+        if response.status == 401:
             raise AuthenticationError(
                 f"{method} {url} rejected the access token (HTTP 401). "
                 + (
@@ -151,13 +178,26 @@ class Client:
                 connection=self.connection.name,
                 url=url,
             )
-        if status >= 400:
-            raise _status_error(method, url, status, reason, text, self.connection)
+        if response.status >= 400 and response.status not in accept_statuses:
+            raise _status_error(method, url, response, self.connection)
+        return response
+
+    async def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        accept_statuses: Collection[int] = (),
+    ) -> Any:
+        """Send an authorized request (see :meth:`request`) and return its JSON answer."""
+        response = await self.request(method, url, data=data, headers=headers, accept_statuses=accept_statuses)
         try:
-            return json.loads(text)
+            return json.loads(response.text)
         except ValueError:
             raise InvalidResponseError(
-                f"{method} {url} answered HTTP {status} with {content_type or 'no content type'} "
+                f"{method} {url} answered HTTP {response.status} with {response.content_type or 'no content type'} "
                 "that is not valid JSON. Fix: check that the endpoint URL points to the Corporate Memory API.",
                 connection=self.connection.name,
                 url=url,
@@ -169,8 +209,8 @@ class Client:
         return self._tokens
 
     async def _post_form(self, url: str, form: Mapping[str, str]) -> tuple[int, str]:
-        status, _, _, text = await self._send("POST", url, data=form)
-        return status, text
+        response = await self._send("POST", url, data=form)
+        return response.status, response.text
 
     async def _send(
         self,
@@ -179,43 +219,62 @@ class Client:
         *,
         token: AccessToken | None = None,
         data: Mapping[str, str] | None = None,
-    ) -> tuple[int, str, str, str]:
-        """Send one request; return (status, reason, content type, body text)."""
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Send one request and read the whole answer."""
         if self._session is None:
             raise RuntimeError("Client is not open: use it as `async with Client(connection) as client`.")
-        headers = {"Authorization": f"Bearer {token.token}"} if token is not None else None
+        request_headers = dict(headers or {})
+        if token is not None:
+            request_headers["Authorization"] = f"Bearer {token.token}"
         started = time.monotonic()
         try:
             async with self._session.request(
-                method, url, headers=headers, data=data, proxy=self._proxy_for(url)
-            ) as response:
-                text = await response.text(errors="replace")
-                status, reason, content_type = response.status, response.reason or "", response.content_type
+                method, url, headers=request_headers or None, data=data, proxy=self._proxy_for(url)
+            ) as answer:
+                origin = _origin(url)
+                if origin not in self._server_certificates:
+                    certificate = _peer_certificate(answer)
+                    if certificate is not None:
+                        self._server_certificates[origin] = certificate
+                text = await answer.text(errors="replace")
+                response = Response(answer.status, answer.reason or "", answer.content_type, text)
         except aiohttp.ClientConnectorCertificateError as error:
             certificate_error = error.certificate_error
             if isinstance(certificate_error, ssl.SSLCertVerificationError):
                 raise verification_error(
-                    certificate_error, connection=self.connection, host=f"{error.host}:{error.port}", url=url
+                    certificate_error, connection=self.connection, host=_authority(error.host, error.port), url=url
                 ) from None
-            raise self._connect_error(url, f"the TLS certificate of {error.host}:{error.port} was rejected") from None
-        except aiohttp.ClientConnectorSSLError as error:
             raise self._connect_error(
-                url, f"the TLS handshake with {error.host}:{error.port} failed ({_ssl_reason(error.os_error)})"
+                url, f"the TLS certificate of {_authority(error.host, error.port)} was rejected", "TLS: certificate rejected"
+            ) from None
+        except aiohttp.ClientConnectorSSLError as error:
+            reason = _ssl_reason(error.os_error)
+            fix = None
+            if reason == TLS_VERSION_REASON:
+                fix = "Fix: enable TLS 1.2 or newer on the server or on the proxy in front of it."
+            raise self._connect_error(
+                url, f"the TLS handshake with {_authority(error.host, error.port)} failed ({reason})", f"TLS: {reason}", fix
             ) from None
         except aiohttp.ClientConnectorError as error:
-            raise self._connect_error(url, f"cannot connect to {error.host}:{error.port}: {_os_reason(error.os_error)}") from None
+            reason = _os_reason(error.os_error)
+            raise self._connect_error(
+                url, f"cannot connect to {_authority(error.host, error.port)}: {reason}", reason
+            ) from None
         except TimeoutError:
             raise RequestTimeoutError(
                 f"{method} {url} timed out after {self._timeout:g} s. "
                 "Fix: check that the deployment is up, or raise --timeout.",
                 connection=self.connection.name,
                 url=url,
+                summary=f"timed out after {self._timeout:g} s",
             ) from None
         except aiohttp.ServerDisconnectedError:
             raise RequestError(
                 f"{method} {url} failed: the server closed the connection without an answer.",
                 connection=self.connection.name,
                 url=url,
+                summary="server closed the connection",
             ) from None
         except aiohttp.ClientError as error:
             raise RequestError(
@@ -228,18 +287,20 @@ class Client:
             "%s %s -> %s %s (%.0f ms)",
             method,
             url,
-            status,
-            reason,
+            response.status,
+            response.reason,
             (time.monotonic() - started) * 1000,
             extra=self._extra,
         )
-        return status, reason, content_type, text
+        return response
 
-    def _connect_error(self, url: str, problem: str) -> ConnectError:
+    def _connect_error(self, url: str, problem: str, summary: str, fix: str | None = None) -> ConnectError:
+        fix = fix or "Fix: check the host and port in CMEM_BASE_URI (or the endpoint keys) and that the deployment is up."
         return ConnectError(
-            f"{problem}. Fix: check the host and port in CMEM_BASE_URI (or the endpoint keys) and that the deployment is up.",
+            f"{problem}. {fix}",
             connection=self.connection.name,
             url=url,
+            summary=summary,
         )
 
     def _proxy_for(self, url: str) -> str | None:
@@ -281,8 +342,26 @@ class Client:
         return secrets, header_values
 
 
-def _status_error(method: str, url: str, status: int, reason: str, text: str, connection: Connection) -> HTTPStatusError:
-    detail = _error_detail(text)
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
+def _peer_certificate(answer: aiohttp.ClientResponse) -> bytes | None:
+    """Return the server's certificate (DER) of the connection that carried ``answer``."""
+    connection = answer.connection
+    transport = connection.transport if connection is not None else None
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    certificate: bytes | None = ssl_object.getpeercert(binary_form=True)
+    return certificate
+
+
+def _status_error(method: str, url: str, response: Response, connection: Connection) -> HTTPStatusError:
+    status = response.status
+    detail = _error_detail(response.text)
     if status == 403:
         fix = "Fix: give the account of OAUTH_CLIENT_ID (or OAUTH_USER) access to this API."
     elif status == 404:
@@ -292,7 +371,7 @@ def _status_error(method: str, url: str, status: int, reason: str, text: str, co
     else:
         fix = "Fix: run with --debug to see the request."
     return HTTPStatusError(
-        f"{method} {url} answered HTTP {status} {reason}{detail}. {fix}",
+        f"{method} {url} answered HTTP {status} {response.reason}{detail}. {fix}",
         connection=connection.name,
         url=url,
         status=status,
@@ -315,9 +394,17 @@ def _error_detail(text: str) -> str:
     return ""
 
 
+def _authority(host: str, port: int | None) -> str:
+    """Write host and port as in a URL: an IPv6 address in brackets, e.g. "[::1]:8443"."""
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port is None else f"{shown}:{port}"
+
+
 def _os_reason(error: OSError) -> str:
     if isinstance(error, ConnectionRefusedError) or error.errno == errno.ECONNREFUSED:
         return "connection refused"
+    if isinstance(error, ConnectionResetError) or error.errno == errno.ECONNRESET:
+        return "the server reset the connection"
     if isinstance(error, socket.gaierror):
         return "host name not found"
     if error.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
@@ -333,6 +420,6 @@ def _ssl_reason(error: OSError) -> str:
         if reason == "WRONG_VERSION_NUMBER":
             return "the server does not speak TLS on this port; is it http:// instead of https://?"
         if reason in ("TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL"):
-            return "the server offers no TLS version acmemc accepts (TLS 1.2 or newer)"
+            return TLS_VERSION_REASON
         return reason.replace("_", " ").lower()
     return error.strerror or type(error).__name__

@@ -45,10 +45,18 @@ class AcmemcError(Exception):
     and what to do.
     """
 
-    def __init__(self, message: str, *, connection: str | None = None) -> None:
+    def __init__(self, message: str, *, connection: str | None = None, summary: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.connection = connection
+        self._summary = summary
+
+    @property
+    def summary(self) -> str:
+        """The cause in a few words, for a table cell: for example "connection refused"."""
+        if self._summary is not None:
+            return self._summary
+        return self.message.split(" Fix: ", 1)[0].rstrip(".")
 
     def __str__(self) -> str:
         if self.connection is None:
@@ -78,8 +86,10 @@ class RequestError(AcmemcError):
     ``url`` is the URL of the failed request (never with credentials).
     """
 
-    def __init__(self, message: str, *, connection: str | None = None, url: str | None = None) -> None:
-        super().__init__(message, connection=connection)
+    def __init__(
+        self, message: str, *, connection: str | None = None, url: str | None = None, summary: str | None = None
+    ) -> None:
+        super().__init__(message, connection=connection, summary=summary)
         self.url = url
 
 
@@ -105,7 +115,7 @@ class TLSVerificationError(ConnectError):
         host: str,
         ca_bundle: str,
     ) -> None:
-        super().__init__(message, connection=connection, url=url)
+        super().__init__(message, connection=connection, url=url, summary=f"TLS: {reason}")
         self.reason = reason
         self.host = host
         self.ca_bundle = ca_bundle
@@ -131,7 +141,8 @@ class AuthenticationError(RequestError):
         error: str | None = None,
         error_description: str | None = None,
     ) -> None:
-        super().__init__(message, connection=connection, url=url)
+        summary = f"token rejected: {error}" if error else None
+        super().__init__(message, connection=connection, url=url, summary=summary)
         self.error = error
         self.error_description = error_description
 
@@ -140,7 +151,7 @@ class HTTPStatusError(RequestError):
     """The API answered with an error status; ``status`` is the HTTP status code."""
 
     def __init__(self, message: str, *, connection: str | None = None, url: str | None = None, status: int) -> None:
-        super().__init__(message, connection=connection, url=url)
+        super().__init__(message, connection=connection, url=url, summary=f"HTTP {status}")
         self.status = status
 
 
