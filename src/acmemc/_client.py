@@ -9,7 +9,6 @@ import logging
 import socket
 import ssl
 import time
-import urllib.parse
 import urllib.request
 from collections.abc import Collection, Mapping
 from types import TracebackType
@@ -76,7 +75,6 @@ class Client:
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
         self._tokens: TokenProvider | None = None
-        self._server_certificates: dict[str, bytes] = {}
         self._extra = {"connection": connection.name}
 
     async def __aenter__(self) -> Client:
@@ -114,13 +112,14 @@ class Client:
             await session.close()
 
     @property
+    def timeout(self) -> float:
+        """Seconds a request may take."""
+        return self._timeout
+
+    @property
     def token_requests(self) -> int:
         """How many requests this client sent to the token endpoint."""
         return self._tokens.requests_sent if self._tokens is not None else 0
-
-    def server_certificate(self, url: str) -> bytes | None:
-        """Return the certificate (DER) that the HTTPS server of ``url`` presented, if this client talked to it."""
-        return self._server_certificates.get(_origin(url))
 
     async def token(self) -> AccessToken:
         """Return the access token, fetching it if there is none or it is about to expire."""
@@ -232,11 +231,6 @@ class Client:
             async with self._session.request(
                 method, url, headers=request_headers or None, data=data, proxy=self._proxy_for(url)
             ) as answer:
-                origin = _origin(url)
-                if origin not in self._server_certificates:
-                    certificate = _peer_certificate(answer)
-                    if certificate is not None:
-                        self._server_certificates[origin] = certificate
                 text = await answer.text(errors="replace")
                 response = Response(answer.status, answer.reason or "", answer.content_type, text)
         except aiohttp.ClientConnectorCertificateError as error:
@@ -340,23 +334,6 @@ class Client:
             # The first failure is the one to report; the others were cancelled with it.
             raise group_error.exceptions[0] from None
         return secrets, header_values
-
-
-def _origin(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{parts.hostname}:{port}"
-
-
-def _peer_certificate(answer: aiohttp.ClientResponse) -> bytes | None:
-    """Return the server's certificate (DER) of the connection that carried ``answer``."""
-    connection = answer.connection
-    transport = connection.transport if connection is not None else None
-    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    if ssl_object is None:
-        return None
-    certificate: bytes | None = ssl_object.getpeercert(binary_form=True)
-    return certificate
 
 
 def _status_error(method: str, url: str, response: Response, connection: Connection) -> HTTPStatusError:

@@ -391,7 +391,7 @@ def _build_connection(
 ) -> Connection:
     def fail(key: str, problem: str, fix: str) -> ConfigurationError:
         setting = settings[key]
-        value = "<hidden>" if is_secret_key(key) else repr(setting.value)
+        value = "<hidden>" if is_secret_key(key) else repr(_redact_userinfo(setting.value) if key in URL_KEYS else setting.value)
         where = _describe(setting, name, config_path)
         return ConfigurationError(f"{key} {value} (from {where}) {problem}. Fix: {fix}.", connection=name)
 
@@ -478,6 +478,15 @@ def _url_problem(value: str) -> str | None:
     if parts.username is not None or parts.password is not None:
         return "contains a user name or password, which would be sent in clear text"
     return None
+
+
+def _redact_userinfo(url: str) -> str:
+    """Replace the user name and password of a URL with "***", so that an error cannot show them."""
+    scheme, separator, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return url
+    return f"{scheme}{separator}***@{authority.rsplit('@', 1)[1]}{slash}{path}"
 
 
 def _process_environment(settings: Mapping[str, Setting], environ: Mapping[str, str]) -> dict[str, str]:

@@ -9,6 +9,7 @@ hands the same object to every connection and request that uses it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
@@ -18,7 +19,13 @@ from pathlib import Path
 from ._config import Connection
 from ._errors import CABundleError, TLSVerificationError
 
-__all__ = ["SSLContextCache", "TrustSettings", "describe_verification_error", "verification_error"]
+__all__ = [
+    "SSLContextCache",
+    "TrustSettings",
+    "describe_verification_error",
+    "fetch_server_certificate",
+    "verification_error",
+]
 
 logger = logging.getLogger("acmemc.tls")
 
@@ -205,3 +212,28 @@ def verification_error(
         host=host,
         ca_bundle=str(connection.ca_bundle),
     )
+
+
+async def fetch_server_certificate(host: str, port: int, *, timeout: float) -> bytes | None:
+    """Return the certificate (DER) that ``host:port`` presents, without verifying it; ``None`` if unreachable.
+
+    The handshake does not verify, so that the certificate of a server that fails
+    verification (expired, unknown issuer) can still be shown.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
+    except (OSError, TimeoutError):
+        return None
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        return ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (OSError, ssl.SSLError):
+            pass

@@ -20,6 +20,7 @@ import asyncclick as click
 from .._log import cli_logging
 from .._version import __version__
 from ._app import App
+from .admin import admin_group
 from .config import config_group
 from .graph import graph_group
 from .sandbox import sandbox_group
@@ -113,6 +114,7 @@ async def cli(
     ctx.with_resource(cli_logging(sys.stderr, debug=debug, quiet=quiet, name_connections=ctx.obj.multiple))
 
 
+cli.add_command(admin_group)
 cli.add_command(config_group)
 cli.add_command(graph_group)
 cli.add_command(sandbox_group)

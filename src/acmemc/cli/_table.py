@@ -17,11 +17,16 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: i
     Columns wider than their share are wrapped: at spaces first, then inside
     long words such as IRIs, so no text is cut off.
     """
-    natural = [len(header) for header in headers]
-    for row in rows:
-        for index, cell in enumerate(row):
-            natural[index] = max(natural[index], len(cell))
-    widths = _fit(natural, width - (len(headers) + 1) - PADDING * len(headers))
+    columns = list(zip(headers, *rows))
+    natural = [max(len(cell) for cell in column) for column in columns]
+    # A column keeps at least its header and its longest word (up to 30 characters,
+    # so that long IRIs still wrap). A table that cannot fit then grows wider than
+    # ``width`` rather than break words into fragments.
+    minimum = [
+        min(max(len(column[0]), min(max(len(word) for cell in column for word in cell.split() or [""]), 30)), high)
+        for column, high in zip(columns, natural)
+    ]
+    widths = _fit(natural, minimum, width - (len(headers) + 1) - PADDING * len(headers))
 
     lines = [_border("┏", "━", "┳", "┓", widths)]
     lines.extend(_row_lines(headers, widths, "┃"))
@@ -32,26 +37,15 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: i
     return "\n".join(lines)
 
 
-def _fit(natural: list[int], available: int) -> list[int]:
-    """Share ``available`` characters among columns; narrow columns keep their natural width."""
+def _fit(natural: list[int], minimum: list[int], available: int) -> list[int]:
+    """Share ``available`` characters: each column gets its minimum, then the rest in proportion to what it lacks."""
     if sum(natural) <= available:
         return natural
-    widths = [0] * len(natural)
-    remaining = list(range(len(natural)))
-    budget = max(available, len(natural))
-    while remaining:
-        share = max(budget // len(remaining), 1)
-        narrow = [index for index in remaining if natural[index] <= share]
-        if not narrow:
-            for position, index in enumerate(remaining):
-                # Hand out the remainder of the division to the first columns.
-                widths[index] = share + (1 if position < budget - share * len(remaining) else 0)
-            break
-        for index in narrow:
-            widths[index] = natural[index]
-            budget -= natural[index]
-            remaining.remove(index)
-    return [max(width, 1) for width in widths]
+    spare = max(available - sum(minimum), 0)
+    lacking = [high - low for low, high in zip(minimum, natural)]
+    total_lacking = sum(lacking) or 1
+    widths = [low + spare * lack // total_lacking for low, lack in zip(minimum, lacking)]
+    return widths
 
 
 def _border(left: str, line: str, middle: str, right: str, widths: list[int]) -> str:

@@ -1,0 +1,367 @@
+"""``acmemc admin``: health checks and access tokens of one or many connections."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import asyncclick as click
+
+from .._config import ConfigurationError
+from ._app import EXIT_CONFIGURATION, EXIT_FAILED, EXIT_OK, App, CLIError, error_record, report_failures
+from ._table import render_table
+
+if TYPE_CHECKING:
+    from .._auth import AccessToken
+    from .._fleet import ConnectionResult
+    from .._status import DeploymentStatus
+
+__all__ = ["admin_group"]
+
+COMPONENTS = ("BUILD", "EXPLORE", "SHAPES", "STORE")
+
+
+@click.group(name="admin")
+def admin_group() -> None:
+    """Check the health of deployments and fetch access tokens."""
+
+
+@admin_group.command(name="status")
+@click.option(
+    "--key",
+    metavar="KEY",
+    help="Print only the values whose dotted key starts with KEY, e.g. explore.version. "
+    "'all' lists every key; 'overall.healthy' is UP when every component is UP, else DOWN.",
+)
+@click.option("--raw", is_flag=True, help="Print the combined JSON of the health and info endpoints.")
+@click.option("--enforce-table", is_flag=True, help="Print a table even when --key matches a single value.")
+@click.option(
+    "--exit-1",
+    "exit_1",
+    type=click.Choice(["never", "error", "always"]),
+    default="never",
+    show_default=True,
+    help="When to exit with status 1: never, on errors (a component not UP, an expired license or "
+    "certificate), or always on errors and warnings.",
+)
+@click.option(
+    "--expiry-warning",
+    type=click.FloatRange(min=0),
+    default=30,
+    show_default=True,
+    metavar="DAYS",
+    help="Warn when the server certificate of the base URI expires within DAYS days.",
+)
+@click.pass_obj
+async def status_command(
+    app: App, key: str | None, raw: bool, enforce_table: bool, exit_1: str, expiry_warning: float
+) -> None:
+    """Show health and versions of each connection's deployment.
+
+    With one connection the output is cmemc's: a table of the components BUILD,
+    EXPLORE, SHAPES and STORE with version and UP, DOWN or UNKNOWN. With several
+    connections (-c twice, --all-connections or --match), each connection is
+    one row with overall health, component versions, response time and the
+    server certificate: days until it expires and its issuer.
+    """
+    from .._fleet import run_each
+    from .._status import fetch_status
+
+    selection = await app.select()
+    app.warn_ssl_verify_disabled(selection.connections)
+
+    async def operation(client: Any) -> DeploymentStatus:
+        return await fetch_status(client, expiry_warning_days=expiry_warning)
+
+    results = [
+        result
+        async for result in run_each(selection.connections, operation, concurrency=app.jobs, timeout=app.timeout)
+    ]
+    results.sort(key=lambda result: result.connection.casefold())
+
+    if selection.multiple:
+        _print_status_multiple(app, results, selection.errors, key=key, raw=raw, enforce_table=enforce_table)
+    else:
+        _print_status_single(app, results[0], key=key, raw=raw, enforce_table=enforce_table)
+
+    status = report_failures(results, selection.errors, app.debug)  # type: ignore[arg-type]
+    if status == EXIT_CONFIGURATION:
+        raise click.exceptions.Exit(EXIT_CONFIGURATION)
+    statuses = [result.value for result in results if result.value is not None]
+    has_errors = status != EXIT_OK or any(value.has_errors for value in statuses)
+    has_warnings = any(value.has_warnings for value in statuses)
+    if exit_1 == "always" and (has_errors or has_warnings) or exit_1 == "error" and has_errors:
+        raise click.exceptions.Exit(EXIT_FAILED)
+    raise click.exceptions.Exit(EXIT_OK)
+
+
+def _print_status_single(
+    app: App, result: ConnectionResult[DeploymentStatus], *, key: str | None, raw: bool, enforce_table: bool
+) -> None:
+    from .._status import flatten
+
+    status = result.value
+    if status is None:
+        return
+    if raw:
+        click.echo(json.dumps(status.data, indent=2))
+        return
+    if key:
+        rows = [[row_key, value] for row_key, value in flatten(status.data) if key == "all" or row_key.startswith(key)]
+        if not rows:
+            raise CLIError(f"no status value has a key that starts with {key!r}. Fix: list the keys with --key all.", EXIT_FAILED)
+        if len(rows) == 1 and not enforce_table:
+            click.echo(rows[0][1])
+            return
+        click.echo(render_table(["Key", "Value"], sorted(rows, key=lambda row: row[0].lower()), app.console_width()))
+        return
+
+    rows = [[name, *_component(status.data, name)] for name in COMPONENTS]
+    table = render_table(["Component", "Version", "Status"], rows, app.console_width())
+    click.echo(table)
+    click.echo(f"Status of {status.base_uri}".center(len(table.splitlines()[0])).rstrip())
+    _print_findings(app, status, prefix="")
+
+
+def _component(data: dict[str, Any], name: str) -> tuple[str, str]:
+    part = data[name.lower()] if name != "STORE" else data["store"]
+    version = part["version"]
+    if name == "STORE" and part["type"] != "GRAPHDB":
+        # cmemc names the store type unless it is GraphDB, the default store.
+        version = f"{part['type']}/{version}"
+    return version, part["healthy"]
+
+
+def _component_cell(data: dict[str, Any], name: str) -> str:
+    """The version of an UP component; otherwise the version and the state, e.g. "v25.3.0 DOWN"."""
+    version, healthy = _component(data, name)
+    return version if healthy == "UP" else f"{version} {healthy}"
+
+
+def _print_findings(app: App, status: DeploymentStatus, prefix: str) -> None:
+    for finding in status.findings:
+        if finding.level == "error":
+            click.echo(f"Error: {prefix}{finding.message}", err=True)
+        else:
+            app.hint(f"Warning: {prefix}{finding.message}")
+
+
+def _print_status_multiple(
+    app: App,
+    results: list[ConnectionResult[DeploymentStatus]],
+    errors: list[ConfigurationError],
+    *,
+    key: str | None,
+    raw: bool,
+    enforce_table: bool,
+) -> None:
+    from .._status import flatten
+
+    if raw:
+        records = [_status_record(result) for result in results]
+        records += [{"connection": error.connection, "error": error_record(error)} for error in errors]
+        records.sort(key=lambda record: str(record["connection"]).casefold())
+        click.echo(json.dumps(records, indent=2))
+        return
+
+    if key:
+        rows = [
+            [result.connection, row_key, value]
+            for result in results
+            if result.value is not None
+            for row_key, value in flatten(result.value.data)
+            if key == "all" or row_key.startswith(key)
+        ]
+        per_connection = {row[0] for row in rows}
+        if not enforce_table and len(rows) == len(per_connection):
+            for connection, _, value in rows:
+                click.echo(f"{connection}\t{value}")
+        elif rows:
+            click.echo(render_table(["Connection", "Key", "Value"], rows, app.console_width()))
+        return
+
+    table_rows = []
+    for result in results:
+        status = result.value
+        if status is None:
+            summary = getattr(result.error, "summary", str(result.error))
+            table_rows.append([result.connection, "DOWN", "", "", "", "", "", "", str(summary)])
+            continue
+        cells = [_component_cell(status.data, name) for name in ("EXPLORE", "BUILD", "SHAPES", "STORE")]
+        table_rows.append(
+            [
+                result.connection,
+                status.data["overall"]["healthy"],
+                *cells,
+                f"{status.response_time * 1000:.0f} ms",
+                _certificate_cell(status),
+                _reason(status),
+            ]
+        )
+    headers = ["Connection", "Status", "Explore", "Build", "Shapes", "Store", "Time", "Certificate", "Reason"]
+    click.echo(render_table(headers, table_rows, app.console_width()))
+    for result in results:
+        if result.value is not None:
+            _print_findings(app, result.value, prefix=f"connection {result.connection!r}: ")
+    down = sum(1 for row in table_rows if row[1] != "UP") + len(errors)
+    if down:
+        app.hint(f"{down} of {len(table_rows) + len(errors)} connections are not UP.")
+
+
+def _status_record(result: ConnectionResult[DeploymentStatus]) -> dict[str, Any]:
+    status = result.value
+    if status is None:
+        assert result.error is not None
+        return {"connection": result.connection, "healthy": False, "error": error_record(result.error)}
+    certificate = None
+    if status.certificate is not None:
+        certificate = {
+            "subject": status.certificate.subject,
+            "issuer": status.certificate.issuer,
+            "not_after": status.certificate.not_after.isoformat(),
+            "days_left": round(status.certificate.days_left(), 1),
+        }
+    return {
+        "connection": result.connection,
+        "base_uri": status.base_uri,
+        "healthy": status.healthy,
+        "response_time_ms": round(status.response_time * 1000, 1),
+        "certificate": certificate,
+        "findings": [{"level": finding.level, "message": finding.message} for finding in status.findings],
+        "status": status.data,
+    }
+
+
+def _certificate_cell(status: DeploymentStatus) -> str:
+    certificate = status.certificate
+    if certificate is None:
+        return ""
+    return f"{certificate.days_left():.0f} days, {certificate.issuer_name}"
+
+
+def _reason(status: DeploymentStatus) -> str:
+    for level in ("error", "warning"):
+        for finding in status.findings:
+            if finding.level == level:
+                return finding.message
+    return ""
+
+
+@admin_group.command(name="token")
+@click.option("--raw", is_flag=True, help="Print the token endpoint's JSON answer (with --ttl: the seconds left).")
+@click.option("--decode", is_flag=True, help="Print the token's payload, decoded without checking its signature.")
+@click.option("--ttl", is_flag=True, help="Print how long the token remains valid, in words and seconds.")
+@click.pass_obj
+async def token_command(app: App, raw: bool, decode: bool, ttl: bool) -> None:
+    """Print the access token of each connection.
+
+    The output is a secret: anyone who has the token can use the deployment
+    as this account until it expires. Keep it out of logs, tickets and shell
+    history. Example:
+
+    \b
+        curl -H "Authorization: Bearer $(acmemc -c prod admin token)" ...
+    """
+    from .._fleet import run_each
+
+    selection = await app.select()
+    app.warn_ssl_verify_disabled(selection.connections)
+    if raw and not (ttl or decode):
+        prefetched = [connection.name for connection in selection.connections if connection.grant_type == "prefetched_token"]
+        if prefetched:
+            raise CLIError(
+                f"--raw prints the token endpoint's answer, and connection {prefetched[0]!r} uses a prefetched token "
+                "(OAUTH_GRANT_TYPE=prefetched_token) without one. Fix: use --decode or --ttl.",
+                EXIT_CONFIGURATION,
+            )
+
+    async def operation(client: Any) -> AccessToken:
+        token: AccessToken = await client.token()
+        return token
+
+    results = [
+        result
+        async for result in run_each(selection.connections, operation, concurrency=app.jobs, timeout=app.timeout)
+    ]
+    results.sort(key=lambda result: result.connection.casefold())
+    if selection.multiple:
+        _print_tokens_multiple(results, raw=raw, decode=decode, ttl=ttl)
+    elif results[0].value is not None:
+        _print_token_single(app, results[0].value, raw=raw, decode=decode, ttl=ttl)
+    raise click.exceptions.Exit(report_failures(results, selection.errors, app.debug))  # type: ignore[arg-type]
+
+
+def _payload(token: AccessToken) -> dict[str, Any]:
+    from .._auth import decode_jwt_payload
+
+    payload = decode_jwt_payload(token.token)
+    if payload is None:
+        raise CLIError("the access token is not a JWT, so it has no payload to decode.", EXIT_FAILED)
+    return payload
+
+
+def _seconds_left(token: AccessToken) -> int:
+    payload = _payload(token)
+    expires = payload.get("exp")
+    if not isinstance(expires, (int, float)):
+        raise CLIError("the access token has no expiry time (exp claim).", EXIT_FAILED)
+    return int(expires - time.time())
+
+
+def _print_token_single(app: App, token: AccessToken, *, raw: bool, decode: bool, ttl: bool) -> None:
+    from .._status import flatten
+
+    if ttl:
+        seconds = _seconds_left(token)
+        if raw:
+            click.echo(json.dumps(seconds))
+        elif seconds >= 0:
+            click.echo(f"The access token expires in {describe_duration(seconds)} ({seconds} s).")
+        else:
+            click.echo(f"The access token expired {describe_duration(-seconds)} ago ({seconds} s).")
+        return
+    if decode:
+        payload = _payload(token)
+        if raw:
+            click.echo(json.dumps(payload, indent=2))
+        else:
+            rows = sorted(([key, value] for key, value in flatten(payload)), key=lambda row: row[0].lower())
+            click.echo(render_table(["Key", "Value"], rows, app.console_width()))
+        return
+    if raw:
+        click.echo(json.dumps(dict(token.response), indent=2))
+        return
+    click.echo(token.token)
+
+
+def _print_tokens_multiple(results: list[ConnectionResult[AccessToken]], *, raw: bool, decode: bool, ttl: bool) -> None:
+    successful = [(result.connection, result.value) for result in results if result.value is not None]
+    if ttl:
+        for connection, token in successful:
+            seconds = _seconds_left(token)
+            click.echo(f"{connection}\t{seconds}" if raw else f"{connection}\t{seconds}\t{describe_duration(abs(seconds))}")
+        return
+    if decode or raw:
+        records = [
+            {"connection": connection, "payload" if decode else "response": _payload(token) if decode else dict(token.response)}
+            for connection, token in successful
+        ]
+        click.echo(json.dumps(records, indent=2))
+        return
+    for connection, token in successful:
+        click.echo(f"{connection}\t{token.token}")
+
+
+def describe_duration(seconds: int) -> str:
+    """Describe a duration in the two largest units, e.g. "4 minutes 59 seconds"."""
+    units = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+    parts = []
+    remaining = seconds
+    for name, size in units:
+        count, remaining = divmod(remaining, size)
+        if count or (not parts and size == 1):
+            parts.append(f"{count} {name}{'' if count == 1 else 's'}")
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
