@@ -28,7 +28,7 @@ from acmemc import (
     RequestTimeoutError,
     decode_jwt_payload,
 )
-from acmemc._client import USER_AGENT
+from acmemc._client import USER_AGENT, _bypasses_proxy
 
 BASE = "https://cmem.test"
 TOKEN_URI = f"{BASE}/auth/realms/cmem/protocol/openid-connect/token"
@@ -406,3 +406,21 @@ def test_decode_jwt_payload() -> None:
     assert decode_jwt_payload(jwt({"exp": 5, "sub": "x"})) == {"exp": 5, "sub": "x"}
     assert decode_jwt_payload("not-a-jwt") is None
     assert decode_jwt_payload("a.!!!.c") is None
+
+
+@pytest.mark.parametrize(
+    ("host", "no_proxy", "bypassed"),
+    [
+        ("cmem.test", "cmem.test", True),
+        ("api.cmem.test", ".cmem.test", True),
+        ("api.cmem.test", "cmem.test", True),
+        ("notcmem.test", "cmem.test", False),
+        ("cmem.test:8443", "cmem.test", True),
+        ("cmem.test:8443", "cmem.test:443", False),
+        ("cmem.test:443", "cmem.test:443", True),
+        ("other.test", "*", True),
+        ("other.test", " , cmem.test", False),
+    ],
+)
+def test_no_proxy_matching(host: str, no_proxy: str, bypassed: bool) -> None:
+    assert _bypasses_proxy(host, no_proxy) is bypassed

@@ -9,7 +9,6 @@ import logging
 import socket
 import ssl
 import time
-import urllib.request
 from collections.abc import Collection, Mapping
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -304,7 +303,7 @@ class Client:
         scheme, _, rest = url.partition("://")
         host = rest.split("/", 1)[0]
         no_proxy = environment.get("no_proxy") or environment.get("NO_PROXY")
-        if no_proxy and urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):
+        if no_proxy and _bypasses_proxy(host, no_proxy):
             return None
         return environment.get(f"{scheme}_proxy") or environment.get(f"{scheme.upper()}_PROXY")
 
@@ -369,6 +368,27 @@ def _error_detail(text: str) -> str:
             one_line = " ".join(value.split())
             return f" ({one_line[:200]})"
     return ""
+
+
+def _bypasses_proxy(host_and_port: str, no_proxy: str) -> bool:
+    """Tell whether ``no_proxy`` (comma-separated hosts or domains, or ``*``) exempts a host.
+
+    As curl and urllib read it: an entry matches the host itself and its
+    subdomains, a leading dot is optional, and an entry with a port matches
+    that port only.
+    """
+    host = host_and_port.lower()
+    bare_host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    for entry in (item.strip().lower() for item in no_proxy.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        candidate = host if (":" in entry and not entry.startswith("[")) else bare_host
+        entry = entry.lstrip(".")
+        if candidate == entry or candidate.endswith("." + entry):
+            return True
+    return False
 
 
 def _authority(host: str, port: int | None) -> str:

@@ -43,7 +43,8 @@ class CLIError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click reads the exit status from this attribute, a class attribute of ClickException.
+        self.exit_code = exit_code  # type: ignore[misc]
 
     def show(self, file: object = None) -> None:
         click.echo(f"Error: {self.message}", err=True)
@@ -119,9 +120,9 @@ class App:
                     f"{config.describe()} has no connections. Fix: add a [NAME] section for each deployment.",
                     EXIT_CONFIGURATION,
                 )
-            return list(dict.fromkeys(names))
+            return list[str | None](dict.fromkeys(names))
         if names:
-            return names[:1]
+            return [names[0]]
 
         default_name = selected_connection_name(config, self.environ)
         if default_name is not None and default_name not in config.sections:

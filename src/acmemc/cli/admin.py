@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncclick as click
 
-from .._config import ConfigurationError
+from .._errors import ConfigurationError
 from ._app import EXIT_CONFIGURATION, EXIT_FAILED, EXIT_OK, App, CLIError, error_record, report_failures
 from ._table import render_table
 
@@ -356,7 +356,7 @@ def _print_tokens_multiple(results: list[ConnectionResult[AccessToken]], *, raw:
 def describe_duration(seconds: int) -> str:
     """Describe a duration in the two largest units, e.g. "4 minutes 59 seconds"."""
     units = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
-    parts = []
+    parts: list[str] = []
     remaining = seconds
     for name, size in units:
         count, remaining = divmod(remaining, size)

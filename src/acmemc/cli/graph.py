@@ -112,7 +112,7 @@ def graph_type(graph: dict[str, Any]) -> str:
 def graph_label(graph: dict[str, Any]) -> str:
     label = graph.get("label")
     if isinstance(label, dict) and isinstance(label.get("title"), str):
-        return label["title"]
+        return str(label["title"])
     return ""
 
 

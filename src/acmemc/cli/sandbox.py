@@ -8,9 +8,9 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncclick as click
 
@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 __all__ = ["sandbox_group"]
 
 DEFAULT_COMMAND = ("--all-connections", "graph", "list")
+# Keep in line with MAX_CERTIFICATE_DAYS in acmemc._sandbox, which this module imports
+# only when a command runs.
+MAX_CERTIFICATE_DAYS = 36500
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 deployments_option = click.option(
     "-n",
@@ -43,6 +48,59 @@ directory_option = click.option(
 )
 
 
+def deployment_options(function: F) -> F:
+    """Add the options that make single deployments unhealthy, slow, expiring or outdated."""
+    options = [
+        click.option(
+            "--unhealthy",
+            multiple=True,
+            metavar="NAME",
+            help="Make deployment NAME answer its two health endpoints with 503 and status DOWN. Repeatable.",
+        ),
+        click.option(
+            "--slow",
+            multiple=True,
+            metavar="NAME",
+            help="Delay every answer of deployment NAME by --slow-seconds in addition to --latency. Repeatable.",
+        ),
+        click.option(
+            "--slow-seconds",
+            type=click.FloatRange(min=0),
+            default=12.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="Extra delay of the --slow deployments, in seconds. The default is more than "
+            "acmemc's default request timeout of 10 seconds.",
+        ),
+        click.option(
+            "--expiring",
+            multiple=True,
+            metavar="NAME",
+            help="Give deployment NAME its own server certificate that expires --expiring-days "
+            "after the start. Repeatable.",
+        ),
+        click.option(
+            "--expiring-days",
+            type=click.IntRange(-MAX_CERTIFICATE_DAYS, MAX_CERTIFICATE_DAYS),
+            default=7,
+            show_default=True,
+            metavar="DAYS",
+            help="Days from the start until the certificates of the --expiring deployments expire. "
+            "With 0 or less, clients see an expired certificate.",
+        ),
+        click.option(
+            "--outdated",
+            multiple=True,
+            metavar="NAME",
+            help="Make DataIntegration and Explore of deployment NAME report v24.1.0, older than "
+            "its ShapeCatalog. Repeatable.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 @click.group(name="sandbox")
 def sandbox_group() -> None:
     """Start local HTTPS deployments to try acmemc without a Corporate Memory.
@@ -56,9 +114,16 @@ def sandbox_group() -> None:
 @sandbox_group.command(name="run", context_settings={"ignore_unknown_options": True})
 @deployments_option
 @latency_option
+@deployment_options
 @directory_option
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-async def run_command(deployments: int, latency: float, directory: str | None, command: tuple[str, ...]) -> None:
+async def run_command(
+    deployments: int,
+    latency: float,
+    directory: str | None,
+    command: tuple[str, ...],
+    **deployment_settings: Any,
+) -> None:
     """Start the deployments, run one acmemc COMMAND against them, and stop.
 
     COMMAND defaults to `--all-connections graph list`. Put `--` before a
@@ -68,7 +133,8 @@ async def run_command(deployments: int, latency: float, directory: str | None, c
         acmemc sandbox run -- --debug -c sandbox-01 graph list --raw
     """
     arguments = command or DEFAULT_COMMAND
-    async with _started(deployments, latency, directory) as sandbox:
+    settings = _sandbox_settings(deployments, **deployment_settings)
+    async with _started(deployments, latency, directory, settings) as sandbox:
         status = await _run_acmemc(sandbox.config_file, arguments)
     raise click.exceptions.Exit(status)
 
@@ -76,23 +142,74 @@ async def run_command(deployments: int, latency: float, directory: str | None, c
 @sandbox_group.command(name="serve")
 @deployments_option
 @latency_option
+@deployment_options
 @directory_option
-async def serve_command(deployments: int, latency: float, directory: str | None) -> None:
+async def serve_command(deployments: int, latency: float, directory: str | None, **deployment_settings: Any) -> None:
     """Start the deployments and keep them running until Ctrl-C."""
-    async with _started(deployments, latency, directory) as sandbox:
+    settings = _sandbox_settings(deployments, **deployment_settings)
+    async with _started(deployments, latency, directory, settings) as sandbox:
         click.echo(f"{deployments} deployments on 127.0.0.1 are running. Stop them with Ctrl-C.", err=True)
+        for line in _describe_settings(settings):
+            click.echo(line, err=True)
         click.echo(f"export CMEMC_CONFIG_FILE={sandbox.config_file}")
         await _wait_for_signal()
 
 
+def _sandbox_settings(
+    deployments: int,
+    *,
+    unhealthy: tuple[str, ...],
+    slow: tuple[str, ...],
+    slow_seconds: float,
+    expiring: tuple[str, ...],
+    expiring_days: int,
+    outdated: tuple[str, ...],
+) -> dict[str, Any]:
+    """Check the deployment names of the options and return the matching Sandbox keyword arguments.
+
+    Raises click.BadParameter for the first option with an unknown name.
+    """
+    from .._sandbox import check_deployment_names
+
+    named = {"--unhealthy": unhealthy, "--slow": slow, "--expiring": expiring, "--outdated": outdated}
+    checked: dict[str, frozenset[str]] = {}
+    for option, names in named.items():
+        try:
+            checked[option] = check_deployment_names(names, deployments)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint=f"'{option}'") from None
+    return {
+        "unhealthy": checked["--unhealthy"],
+        "slow": dict.fromkeys(sorted(checked["--slow"]), slow_seconds),
+        "expiring": dict.fromkeys(sorted(checked["--expiring"]), expiring_days),
+        "outdated": checked["--outdated"],
+    }
+
+
+def _describe_settings(settings: dict[str, Any]) -> list[str]:
+    """Return one line for each kind of changed deployment, naming them."""
+    lines = []
+    if settings["unhealthy"]:
+        lines.append(f"Health DOWN (503): {', '.join(sorted(settings['unhealthy']))}")
+    for name, seconds in settings["slow"].items():
+        lines.append(f"Slow by {seconds:g} s: {name}")
+    for name, days in settings["expiring"].items():
+        lines.append(f"Certificate expires {days} days after the start: {name}")
+    if settings["outdated"]:
+        lines.append(f"Outdated (v24.1.0): {', '.join(sorted(settings['outdated']))}")
+    return lines
+
+
 @contextlib.asynccontextmanager
-async def _started(deployments: int, latency: float, directory: str | None) -> AsyncIterator[Sandbox]:
+async def _started(
+    deployments: int, latency: float, directory: str | None, settings: dict[str, Any]
+) -> AsyncIterator[Sandbox]:
     from .._sandbox import Sandbox
 
     with contextlib.ExitStack() as stack:
         if directory is None:
             directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="acmemc-sandbox-"))
-        async with Sandbox(directory, deployments, latency=latency) as sandbox:
+        async with Sandbox(directory, deployments, latency=latency, **settings) as sandbox:
             yield sandbox
 
 
