@@ -169,7 +169,8 @@ class Connection:
 
     name: str
     config_path: Path | None
-    settings: Mapping[str, Setting]
+    # Kept out of repr because it holds the values of secrets too.
+    settings: Mapping[str, Setting] = field(repr=False)
     base_uri: str
     dp_api_endpoint: str
     di_api_endpoint: str
@@ -198,10 +199,11 @@ class Connection:
 
 
 def _describe(setting: Setting, name: str, config_path: Path | None) -> str:
+    where = config_path if config_path is not None else "the config text"
     if setting.source is Source.SECTION:
-        return f"section [{name}] of {config_path}"
+        return f"section [{name}] of {where}"
     if setting.source is Source.DEFAULT_SECTION:
-        return f"section [DEFAULT] of {config_path}"
+        return f"section [DEFAULT] of {where}"
     if setting.source is Source.ENVIRONMENT:
         return "the environment"
     if setting.derived_from:
@@ -246,7 +248,7 @@ def parse_config(text: str, path: Path | None) -> ConfigFile:
 def _describe_parser_error(error: configparser.Error, where: str) -> str:
     fix = "Fix: correct the file; each section starts with [NAME] and holds KEY=value lines."
     if isinstance(error, configparser.MissingSectionHeaderError):
-        return f"config file {where}, line {error.lineno}: key outside of a section: {error.line.strip()!r}. {fix}"
+        return f"config file {where}, line {error.lineno}: {_line_start(error.line)} stands outside of a section. {fix}"
     if isinstance(error, configparser.DuplicateSectionError):
         return f"config file {where}, line {error.lineno}: section [{error.section}] appears twice. {fix}"
     if isinstance(error, configparser.DuplicateOptionError):
@@ -256,8 +258,19 @@ def _describe_parser_error(error: configparser.Error, where: str) -> str:
         )
     if isinstance(error, configparser.ParsingError):
         line_number, line = error.errors[0]
-        return f"config file {where}, line {line_number}: invalid line {line.strip()!r}. {fix}"
+        # configparser stores repr() of the line; undo it to show its start.
+        try:
+            text = ast.literal_eval(line)
+        except (SyntaxError, ValueError):
+            text = line
+        return f"config file {where}, line {line_number}: {_line_start(str(text))} is not a KEY=value line. {fix}"
     return f"config file {where} is invalid: {error.message}. {fix}"  # pragma: no cover
+
+
+def _line_start(line: str) -> str:
+    """Quote the first word of an invalid line, never the rest, which may hold a secret."""
+    words = re.split(r"[\s=:]", line.strip(), maxsplit=1)
+    return repr(words[0][:40]) if words and words[0] else "an empty line"
 
 
 async def read_config(path: str | os.PathLike[str] | None = None) -> ConfigFile:
@@ -435,7 +448,7 @@ def _build_connection(
 
     process_environment = _process_environment(settings, environ)
     secrets, secret_processes = _resolve_secrets(name, settings, process_environment, fail)
-    _check_required_secrets(grant_type, settings, secrets, secret_processes, name)
+    _check_required_secrets(grant_type, settings, secrets, secret_processes, name, config_path)
     user = settings["OAUTH_USER"].value if "OAUTH_USER" in settings else None
     custom_headers = _custom_headers(settings, process_environment, fail)
     warning = settings.get(NO_WARNING_KEY, Setting("false", Source.BUILTIN)).value.strip().lower() != "true"
@@ -483,23 +496,25 @@ def _url_problem(value: str) -> str | None:
 def _redact_userinfo(url: str) -> str:
     """Replace the user name and password of a URL with "***", so that an error cannot show them."""
     scheme, separator, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    if "@" not in authority:
+    if "@" not in rest:
         return url
-    return f"{scheme}{separator}***@{authority.rsplit('@', 1)[1]}{slash}{path}"
+    # Everything up to the last "@" may belong to the password, "/" included.
+    return f"{scheme}{separator}***@{rest.rsplit('@', 1)[1]}"
 
 
 def _process_environment(settings: Mapping[str, Setting], environ: Mapping[str, str]) -> dict[str, str]:
     """Build the environment of a credential process: the caller's environment and the connection's keys.
 
-    Secrets and custom header values stay out of it: a process that prints one
-    secret has no need for the others.
+    Secrets and custom header values stay out of it, from the connection and
+    from the caller's environment alike: a process that prints one secret has no
+    need for the others. Connection keys of the caller's environment are
+    replaced by the connection's own.
     """
-    environment = dict(environ)
+    environment = {
+        key: value for key, value in environ.items() if not is_secret_key(key) and not _is_known(key)
+    }
     for key, setting in settings.items():
-        if is_secret_key(key):
-            environment.pop(key, None)
-        else:
+        if not is_secret_key(key):
             environment[key] = setting.value
     return environment
 
@@ -562,7 +577,11 @@ def _check_required_secrets(
     secrets: Mapping[str, str],
     processes: Mapping[str, tuple[str, ...]],
     name: str,
+    config_path: Path | None,
 ) -> None:
+    where = f"section [{name}] of {config_path}" if name != DEFAULT_CONNECTION_NAME else "the environment and [DEFAULT]"
+    if config_path is None:
+        where = "the config text" if name != DEFAULT_CONNECTION_NAME else "the environment"
     required = {
         "client_credentials": ("OAUTH_CLIENT_SECRET",),
         "password": ("OAUTH_PASSWORD",),
@@ -570,7 +589,7 @@ def _check_required_secrets(
     }[grant_type]
     if grant_type == "password" and not settings.get("OAUTH_USER", Setting("", Source.BUILTIN)).value:
         raise ConfigurationError(
-            "OAUTH_USER is missing, but OAUTH_GRANT_TYPE=password needs it. Fix: set OAUTH_USER.",
+            f"OAUTH_USER is missing from {where}, but OAUTH_GRANT_TYPE=password needs it. Fix: set OAUTH_USER.",
             connection=name,
         )
     for key in required:
@@ -580,7 +599,7 @@ def _check_required_secrets(
         if key + PROCESS_SUFFIX in settings and name == DEFAULT_CONNECTION_NAME:
             hint = f" ({key}{PROCESS_SUFFIX} only runs for a named connection: select one with -c NAME)"
         raise ConfigurationError(
-            f"{key} is missing, but OAUTH_GRANT_TYPE={grant_type} needs it{hint}. "
+            f"{key} is missing from {where}, but OAUTH_GRANT_TYPE={grant_type} needs it{hint}. "
             f"Fix: set {key} or {key}{PROCESS_SUFFIX}; acmemc has no built-in secrets.",
             connection=name,
         )
