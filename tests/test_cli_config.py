@@ -297,6 +297,13 @@ async def test_eval_unset(config_path: Path) -> None:
     assert SECRET not in result.output
 
 
+async def test_eval_unset_leaves_secrets(config_path: Path) -> None:
+    result = await invoke(["--config-file", str(config_path), "-c", "prod", "config", "eval", "--unset"])
+
+    assert "unset OAUTH_CLIENT_SECRET" not in result.stdout
+    assert "# OAUTH_CLIENT_SECRET skipped" in result.stdout
+
+
 # Each value must survive `eval` in a POSIX shell byte for byte and run nothing.
 UNSAFE_VALUES = {
     "OAUTH_CLIENT_ID": "$(touch PWNED)",

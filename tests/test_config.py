@@ -678,3 +678,9 @@ def test_resolve_logs_nothing_above_debug(caplog: pytest.LogCaptureFixture) -> N
     connection_from(PROD, "prod")
 
     assert caplog.records == []
+
+
+def test_describe_setting_multi_line_value() -> None:
+    line = describe_setting("CMEM_BASE_URI", Setting("first\nsecond", Source.SECTION))
+
+    assert line == "CMEM_BASE_URI set by config to first\\nsecond"

@@ -355,7 +355,8 @@ def describe_setting(key: str, setting: Setting) -> str:
     """
     line = f"{key} set by {setting.source.value}"
     if not is_secret_key(key):
-        line += f" to {setting.value}"
+        # One line per key, even for a multi-line value.
+        line += " to " + setting.value.replace("\r", "\\r").replace("\n", "\\n")
     if setting.derived_from:
         line += " (derived from " + ", ".join(setting.derived_from) + ")"
     return line

@@ -64,10 +64,11 @@ async def eval_command(app: App, unset: bool) -> None:
     for key in ordered_keys(connection.settings):
         if not SHELL_NAME.match(key):
             click.echo(f"# {_comment(key)} skipped: not a valid shell variable name")
+        elif is_secret_key(key):
+            # Never exported, so never unset either: the shell may hold its own value.
+            click.echo(f"# {key} skipped: acmemc never prints secrets")
         elif unset:
             click.echo(f"unset {key}")
-        elif is_secret_key(key):
-            click.echo(f"# {key} skipped: acmemc never prints secrets")
         else:
             click.echo(f'export {key}="{_quote(connection.settings[key].value)}"')
 
