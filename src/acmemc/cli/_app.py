@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 import os
@@ -9,7 +10,8 @@ import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import asyncclick as click
 
@@ -23,7 +25,10 @@ from .._config import (
 from .._errors import AcmemcError, ConfigurationError
 
 if TYPE_CHECKING:
+    from .._client import Client
     from .._fleet import ConnectionResult
+
+T = TypeVar("T")
 
 logger = logging.getLogger("acmemc.cli")
 
@@ -173,9 +178,66 @@ class App:
             return shutil.get_terminal_size().columns
         return 80
 
+    async def run_fleet(
+        self,
+        selection: Selection,
+        operation: Callable[[Client], Awaitable[T]],
+        on_result: Callable[[ConnectionResult[T]], None] | None = None,
+    ) -> list[ConnectionResult[T]]:
+        """Run ``operation`` on the selected connections; return the results sorted by connection.
+
+        ``on_result`` sees each result as soon as it is there (for streamed
+        output). On a terminal, a progress line on stderr counts finished,
+        failed and pending connections. When the run is interrupted, one line
+        names the connections that did not finish.
+        """
+        from .._fleet import run_each
+
+        names = [connection.name for connection in selection.connections]
+        progress = Progress(len(names)) if self.show_progress(len(names)) else None
+        results: list[ConnectionResult[T]] = []
+        try:
+            async for result in run_each(selection.connections, operation, concurrency=self.jobs, timeout=self.timeout):
+                results.append(result)
+                if progress is not None:
+                    progress.update(results)
+                if on_result is not None:
+                    on_result(result)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            finished = {result.connection for result in results}
+            unfinished = [name for name in names if name not in finished]
+            if progress is not None:
+                progress.clear()
+            click.echo(
+                f"{len(unfinished)} of {len(names)} connections did not finish: {', '.join(unfinished)}",
+                err=True,
+            )
+            raise
+        if progress is not None:
+            progress.clear()
+        return sorted(results, key=lambda result: result.connection.casefold())
+
+    def show_progress(self, count: int) -> bool:
+        return self.multiple and count > 1 and not self.quiet and not self.debug and sys.stderr.isatty()
+
     def hint(self, message: str) -> None:
         if not self.quiet:
             click.echo(message, err=True)
+
+
+class Progress:
+    """A progress line on stderr, rewritten in place: done, failed and pending connections."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def update(self, results: list[ConnectionResult[T]]) -> None:
+        failed = sum(1 for result in results if not result.ok)
+        pending = self.total - len(results)
+        click.echo(f"\r{len(results)}/{self.total} done, {failed} failed, {pending} pending\x1b[K", err=True, nl=False)
+
+    def clear(self) -> None:
+        click.echo("\r\x1b[K", err=True, nl=False)
 
 
 def resolve_error(config: ConfigFile, name: str) -> AcmemcError:

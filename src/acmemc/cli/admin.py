@@ -65,7 +65,6 @@ async def status_command(
     one row with overall health, component versions, response time and the
     server certificate: days until it expires and its issuer.
     """
-    from .._fleet import run_each
     from .._status import fetch_status
 
     selection = await app.select()
@@ -74,11 +73,7 @@ async def status_command(
     async def operation(client: Any) -> DeploymentStatus:
         return await fetch_status(client, expiry_warning_days=expiry_warning)
 
-    results = [
-        result
-        async for result in run_each(selection.connections, operation, concurrency=app.jobs, timeout=app.timeout)
-    ]
-    results.sort(key=lambda result: result.connection.casefold())
+    results = await app.run_fleet(selection, operation)
 
     if selection.multiple:
         _print_status_multiple(app, results, selection.errors, key=key, raw=raw, enforce_table=enforce_table)
@@ -263,8 +258,6 @@ async def token_command(app: App, raw: bool, decode: bool, ttl: bool) -> None:
     \b
         curl -H "Authorization: Bearer $(acmemc -c prod admin token)" ...
     """
-    from .._fleet import run_each
-
     selection = await app.select()
     app.warn_ssl_verify_disabled(selection.connections)
     if raw and not (ttl or decode):
@@ -280,11 +273,7 @@ async def token_command(app: App, raw: bool, decode: bool, ttl: bool) -> None:
         token: AccessToken = await client.token()
         return token
 
-    results = [
-        result
-        async for result in run_each(selection.connections, operation, concurrency=app.jobs, timeout=app.timeout)
-    ]
-    results.sort(key=lambda result: result.connection.casefold())
+    results = await app.run_fleet(selection, operation)
     if selection.multiple:
         _print_tokens_multiple(results, raw=raw, decode=decode, ttl=ttl)
     elif results[0].value is not None:

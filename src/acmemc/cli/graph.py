@@ -55,18 +55,10 @@ async def list_command(app: App, raw: bool, id_only: bool, filter_: tuple[str | 
     record per connection with its graphs or its error. A failed connection is
     reported on stderr and does not stop the others.
     """
-    from .._fleet import run_each
-
     selection = await app.select()
     app.warn_ssl_verify_disabled(selection.connections)
     access = filter_[1]
-
-    results = []
-    async for result in run_each(
-        selection.connections, _graph_list_operation, concurrency=app.jobs, timeout=app.timeout
-    ):
-        results.append(result)
-    results.sort(key=lambda result: result.connection.casefold())
+    results = await app.run_fleet(selection, _graph_list_operation)
 
     graphs_by_connection = {
         result.connection: _filter_access(result.value, access) for result in results if result.value is not None

@@ -22,7 +22,7 @@ __all__ = ["sandbox_group"]
 DEFAULT_COMMAND = ("--all-connections", "graph", "list")
 # Keep in line with MAX_CERTIFICATE_DAYS in acmemc._sandbox, which this module imports
 # only when a command runs.
-MAX_CERTIFICATE_DAYS = 36500
+MAX_CERTIFICATE_DAYS = 3650
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,13 +55,13 @@ def deployment_options(function: F) -> F:
             "--unhealthy",
             multiple=True,
             metavar="NAME",
-            help="Make deployment NAME answer its two health endpoints with 503 and status DOWN. Repeatable.",
+            help="Make the two health endpoints of deployment NAME return 503 with status DOWN. Repeatable.",
         ),
         click.option(
             "--slow",
             multiple=True,
             metavar="NAME",
-            help="Delay every answer of deployment NAME by --slow-seconds in addition to --latency. Repeatable.",
+            help="Delay every response of deployment NAME by --slow-seconds in addition to --latency. Repeatable.",
         ),
         click.option(
             "--slow-seconds",
@@ -191,10 +191,19 @@ def _describe_settings(settings: dict[str, Any]) -> list[str]:
     lines = []
     if settings["unhealthy"]:
         lines.append(f"Health DOWN (503): {', '.join(sorted(settings['unhealthy']))}")
-    for name, seconds in settings["slow"].items():
-        lines.append(f"Slow by {seconds:g} s: {name}")
-    for name, days in settings["expiring"].items():
-        lines.append(f"Certificate expires {days} days after the start: {name}")
+    # The options give all --slow deployments one delay and all --expiring ones one date.
+    if settings["slow"]:
+        seconds = next(iter(settings["slow"].values()))
+        lines.append(f"Slower by {seconds:g} s: {', '.join(settings['slow'])}")
+    if settings["expiring"]:
+        days = next(iter(settings["expiring"].values()))
+        names = ", ".join(settings["expiring"])
+        if days > 0:
+            lines.append(f"Certificate expires {days} days after the start: {names}")
+        elif days == 0:
+            lines.append(f"Certificate expires at the start, so clients see it as expired: {names}")
+        else:
+            lines.append(f"Certificate expired {-days} days before the start: {names}")
     if settings["outdated"]:
         lines.append(f"Outdated (v24.1.0): {', '.join(sorted(settings['outdated']))}")
     return lines
