@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -256,3 +258,55 @@ def test_sandbox_run_command_lists_all(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     assert "┃ Connection" in completed.stdout
     assert "sandbox-02" in completed.stdout
+
+
+async def test_output_ndjson_one_graph_a_line(sandbox: Sandbox) -> None:
+    add_section(sandbox, "[down]\nCMEM_BASE_URI=https://127.0.0.1:1\nOAUTH_CLIENT_SECRET=x\n")
+
+    result = await run(*config_args(sandbox), "-A", "graph", "list", "--output", "ndjson")
+
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    graphs = [record for record in records if "iri" in record]
+    errors = [record for record in records if "error" in record]
+    assert len(graphs) == sum(len(deployment.graph_iris) for deployment in sandbox.deployments)
+    assert {record["connection"] for record in graphs} == {"sandbox-01", "sandbox-02", "sandbox-03"}
+    assert set(graphs[0]) == {"connection", "iri", "type", "label", "writeable"}
+    assert [record["connection"] for record in errors] == ["down"]
+    assert result.exit_code == 1
+
+
+async def test_output_csv_multiple(sandbox: Sandbox) -> None:
+    result = await run(*config_args(sandbox), "-A", "graph", "list", "--output", "csv")
+
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["connection", "iri", "type", "label", "writeable"]
+    assert len(rows) - 1 == sum(len(deployment.graph_iris) for deployment in sandbox.deployments)
+    assert {row[0] for row in rows[1:]} == {"sandbox-01", "sandbox-02", "sandbox-03"}
+
+
+async def test_output_csv_single_has_no_connection_column(sandbox: Sandbox) -> None:
+    result = await run(*config_args(sandbox), "-c", "sandbox-01", "graph", "list", "--output", "csv")
+
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["iri", "type", "label", "writeable"]
+    assert sorted(row[0] for row in rows[1:]) == sorted(sandbox.deployments[0].graph_iris)
+
+
+async def test_output_json_equals_raw(sandbox: Sandbox) -> None:
+    raw = await run(*config_args(sandbox), "-c", "sandbox-01", "graph", "list", "--raw")
+    output = await run(*config_args(sandbox), "-c", "sandbox-01", "graph", "list", "--output", "json")
+
+    assert json.loads(output.stdout) == json.loads(raw.stdout)
+
+
+async def test_colour_codes_only_when_asked(sandbox: Sandbox) -> None:
+    add_section(sandbox, "[down]\nCMEM_BASE_URI=https://127.0.0.1:1\nOAUTH_CLIENT_SECRET=x\n")
+    arguments = [*config_args(sandbox), "-A", "graph", "list", "--id-only"]
+
+    coloured = await CliRunner().invoke(cli, arguments, color=True)
+    no_color = await CliRunner().invoke(cli, arguments, color=True, env={"NO_COLOR": "1"})
+    plain = await CliRunner().invoke(cli, arguments)
+
+    assert "\x1b[31mError:" in coloured.stderr
+    assert "\x1b[" not in no_color.stderr
+    assert "\x1b[" not in plain.stderr

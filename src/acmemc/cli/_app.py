@@ -10,8 +10,9 @@ import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncclick as click
 
@@ -220,9 +221,48 @@ class App:
     def show_progress(self, count: int) -> bool:
         return self.multiple and count > 1 and not self.quiet and not self.debug and sys.stderr.isatty()
 
+    @property
+    def color(self) -> bool | None:
+        """``False`` when NO_COLOR is set (https://no-color.org), else ``None``: colour on terminals only."""
+        return False if self.environ.get("NO_COLOR") else None
+
+    def echo(self, text: str, *, err: bool = False) -> None:
+        click.echo(text, err=err, color=self.color)
+
     def hint(self, message: str) -> None:
         if not self.quiet:
             click.echo(message, err=True)
+
+    def warning(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(click.style("Warning:", fg="yellow") + f" {message}", err=True, color=self.color)
+
+    def error(self, message: str) -> None:
+        click.echo(click.style("Error:", fg="red") + f" {message}", err=True, color=self.color)
+
+    def report_failures(self, results: Sequence[ConnectionResult[Any]], errors: list[ConfigurationError]) -> int:
+        """Print one line per failed connection on stderr; return the exit status for the run."""
+        status = EXIT_OK
+        for error in errors:
+            self.error(str(error))
+            status = EXIT_CONFIGURATION
+        for result in results:
+            if result.error is None:
+                continue
+            if isinstance(result.error, AcmemcError):
+                self.error(str(result.error))
+            else:
+                self.error(
+                    f"connection {result.connection!r}: unexpected {type(result.error).__name__}: {result.error}. "
+                    "Run with --debug to see the traceback, and please report it."
+                )
+                if self.debug:
+                    traceback.print_exception(result.error, file=sys.stderr)
+            if isinstance(result.error, ConfigurationError):
+                status = EXIT_CONFIGURATION
+            elif status == EXIT_OK:
+                status = EXIT_FAILED
+        return status
 
 
 class Progress:
@@ -248,34 +288,13 @@ def resolve_error(config: ConfigFile, name: str) -> AcmemcError:
     raise AssertionError(f"{name!r} resolved")  # pragma: no cover - callers check that it is unknown
 
 
-def report_failures(results: list[ConnectionResult[object]], errors: list[ConfigurationError], debug: bool) -> int:
-    """Print one line per failed connection on stderr; return the exit status for the run."""
-    import traceback
-
-    from .._errors import AcmemcError
-
-    status = EXIT_OK
-    for error in errors:
-        click.echo(f"Error: {error}", err=True)
-        status = EXIT_CONFIGURATION
-    for result in results:
-        if result.error is None:
-            continue
-        if isinstance(result.error, AcmemcError):
-            click.echo(f"Error: {result.error}", err=True)
-        else:
-            click.echo(
-                f"Error: connection {result.connection!r}: unexpected {type(result.error).__name__}: {result.error}. "
-                "Run with --debug to see the traceback, and please report it.",
-                err=True,
-            )
-            if debug:
-                traceback.print_exception(result.error, file=sys.stderr)
-        if isinstance(result.error, ConfigurationError):
-            status = EXIT_CONFIGURATION
-        elif status == EXIT_OK:
-            status = EXIT_FAILED
-    return status
+output_option = click.option(
+    "--output",
+    type=click.Choice(["table", "json", "ndjson", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output format. ndjson prints one JSON object a line as each connection completes.",
+)
 
 
 def error_record(error: Exception) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -9,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import asyncclick as click
 
 from .._errors import ConfigurationError
-from ._app import EXIT_CONFIGURATION, EXIT_FAILED, EXIT_OK, App, CLIError, error_record, report_failures
-from ._table import render_table
+from ._app import EXIT_CONFIGURATION, EXIT_FAILED, EXIT_OK, App, CLIError, error_record, output_option
+from ._table import STATE_COLORS, render_table
 
 if TYPE_CHECKING:
     from .._auth import AccessToken
@@ -36,6 +37,7 @@ def admin_group() -> None:
 )
 @click.option("--raw", is_flag=True, help="Print the combined JSON of the health and info endpoints.")
 @click.option("--enforce-table", is_flag=True, help="Print a table even when --key matches a single value.")
+@output_option
 @click.option(
     "--exit-1",
     "exit_1",
@@ -55,7 +57,7 @@ def admin_group() -> None:
 )
 @click.pass_obj
 async def status_command(
-    app: App, key: str | None, raw: bool, enforce_table: bool, exit_1: str, expiry_warning: float
+    app: App, key: str | None, raw: bool, enforce_table: bool, output: str, exit_1: str, expiry_warning: float
 ) -> None:
     """Show health and versions of each connection's deployment.
 
@@ -73,14 +75,25 @@ async def status_command(
     async def operation(client: Any) -> DeploymentStatus:
         return await fetch_status(client, expiry_warning_days=expiry_warning)
 
-    results = await app.run_fleet(selection, operation)
+    def stream(result: ConnectionResult[DeploymentStatus]) -> None:
+        click.echo(json.dumps(_status_record(result)))
 
-    if selection.multiple:
-        _print_status_multiple(app, results, selection.errors, key=key, raw=raw, enforce_table=enforce_table)
+    streaming = output == "ndjson" and not key
+    results = await app.run_fleet(selection, operation, on_result=stream if streaming else None)
+
+    if streaming:
+        for error in selection.errors:
+            click.echo(json.dumps({"connection": error.connection, "healthy": False, "error": error_record(error)}))
+    elif output == "csv" and not key:
+        _print_status_csv(results)
+    elif selection.multiple:
+        _print_status_multiple(
+            app, results, selection.errors, key=key, raw=raw or output == "json", enforce_table=enforce_table
+        )
     else:
-        _print_status_single(app, results[0], key=key, raw=raw, enforce_table=enforce_table)
+        _print_status_single(app, results[0], key=key, raw=raw or output == "json", enforce_table=enforce_table)
 
-    status = report_failures(results, selection.errors, app.debug)  # type: ignore[arg-type]
+    status = app.report_failures(results, selection.errors)
     if status == EXIT_CONFIGURATION:
         raise click.exceptions.Exit(EXIT_CONFIGURATION)
     statuses = [result.value for result in results if result.value is not None]
@@ -109,12 +122,12 @@ def _print_status_single(
         if len(rows) == 1 and not enforce_table:
             click.echo(rows[0][1])
             return
-        click.echo(render_table(["Key", "Value"], sorted(rows, key=lambda row: row[0].lower()), app.console_width()))
+        app.echo(render_table(["Key", "Value"], sorted(rows, key=lambda row: row[0].lower()), app.console_width()))
         return
 
     rows = [[name, *_component(status.data, name)] for name in COMPONENTS]
-    table = render_table(["Component", "Version", "Status"], rows, app.console_width())
-    click.echo(table)
+    table = render_table(["Component", "Version", "Status"], rows, app.console_width(), _state_color)
+    app.echo(table)
     click.echo(f"Status of {status.base_uri}".center(len(table.splitlines()[0])).rstrip())
     _print_findings(app, status, prefix="")
 
@@ -134,12 +147,47 @@ def _component_cell(data: dict[str, Any], name: str) -> str:
     return version if healthy == "UP" else f"{version} {healthy}"
 
 
+def _state_color(header: str, text: str) -> str | None:
+    """Colour the health state: the Status column, and a component cell that is not UP."""
+    if header == "Status":
+        return STATE_COLORS.get(text)
+    state = text.rsplit(" ", 1)[-1]
+    return STATE_COLORS.get(state) if state in ("DOWN", "UNKNOWN") else None
+
+
+def _print_status_csv(results: list[ConnectionResult[DeploymentStatus]]) -> None:
+    columns = [
+        "connection", "healthy", "explore", "build", "shapes", "store",
+        "response_time_ms", "certificate_days_left", "certificate_issuer", "reason",
+    ]  # fmt: skip
+    writer = csv.writer(click.get_text_stream("stdout"), lineterminator="\n")
+    writer.writerow(columns)
+    for result in results:
+        status = result.value
+        if status is None:
+            summary = getattr(result.error, "summary", str(result.error))
+            writer.writerow([result.connection, "DOWN", "", "", "", "", "", "", "", summary])
+            continue
+        certificate = status.certificate
+        writer.writerow(
+            [
+                result.connection,
+                status.data["overall"]["healthy"],
+                *(_component_cell(status.data, name) for name in ("EXPLORE", "BUILD", "SHAPES", "STORE")),
+                f"{status.response_time * 1000:.0f}",
+                f"{certificate.days_left():.0f}" if certificate else "",
+                certificate.issuer_name if certificate else "",
+                _reason(status),
+            ]
+        )
+
+
 def _print_findings(app: App, status: DeploymentStatus, prefix: str) -> None:
     for finding in status.findings:
         if finding.level == "error":
-            click.echo(f"Error: {prefix}{finding.message}", err=True)
+            app.error(f"{prefix}{finding.message}")
         else:
-            app.hint(f"Warning: {prefix}{finding.message}")
+            app.warning(f"{prefix}{finding.message}")
 
 
 def _print_status_multiple(
@@ -173,7 +221,7 @@ def _print_status_multiple(
             for connection, _, value in rows:
                 click.echo(f"{connection}\t{value}")
         elif rows:
-            click.echo(render_table(["Connection", "Key", "Value"], rows, app.console_width()))
+            app.echo(render_table(["Connection", "Key", "Value"], rows, app.console_width()))
         return
 
     table_rows = []
@@ -195,7 +243,7 @@ def _print_status_multiple(
             ]
         )
     headers = ["Connection", "Status", "Explore", "Build", "Shapes", "Store", "Time", "Certificate", "Reason"]
-    click.echo(render_table(headers, table_rows, app.console_width()))
+    app.echo(render_table(headers, table_rows, app.console_width(), _state_color))
     for result in results:
         if result.value is not None:
             _print_findings(app, result.value, prefix=f"connection {result.connection!r}: ")
@@ -278,7 +326,7 @@ async def token_command(app: App, raw: bool, decode: bool, ttl: bool) -> None:
         _print_tokens_multiple(results, raw=raw, decode=decode, ttl=ttl)
     elif results[0].value is not None:
         _print_token_single(app, results[0].value, raw=raw, decode=decode, ttl=ttl)
-    raise click.exceptions.Exit(report_failures(results, selection.errors, app.debug))  # type: ignore[arg-type]
+    raise click.exceptions.Exit(app.report_failures(results, selection.errors))
 
 
 def _payload(token: AccessToken) -> dict[str, Any]:
@@ -316,7 +364,7 @@ def _print_token_single(app: App, token: AccessToken, *, raw: bool, decode: bool
             click.echo(json.dumps(payload, indent=2))
         else:
             rows = sorted(([key, value] for key, value in flatten(payload)), key=lambda row: row[0].lower())
-            click.echo(render_table(["Key", "Value"], rows, app.console_width()))
+            app.echo(render_table(["Key", "Value"], rows, app.console_width()))
         return
     if raw:
         click.echo(json.dumps(dict(token.response), indent=2))

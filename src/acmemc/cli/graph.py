@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncclick as click
 
-from ._app import App, Selection, error_record, report_failures
+from ._app import App, Selection, error_record, output_option
 from ._table import render_table
+
+if TYPE_CHECKING:
+    from .._fleet import ConnectionResult
 
 __all__ = ["graph_group"]
 
@@ -36,6 +40,7 @@ def graph_group() -> None:
 @graph_group.command(name="list")
 @click.option("--raw", is_flag=True, help="Print the JSON answer of the API.")
 @click.option("--id-only", is_flag=True, help="Print only graph IRIs, one a line, sorted.")
+@output_option
 @click.option(
     "--filter",
     "filter_",
@@ -45,7 +50,9 @@ def graph_group() -> None:
     help="Show only read-only or only writeable graphs.",
 )
 @click.pass_obj
-async def list_command(app: App, raw: bool, id_only: bool, filter_: tuple[str | None, str | None]) -> None:
+async def list_command(
+    app: App, raw: bool, id_only: bool, output: str, filter_: tuple[str | None, str | None]
+) -> None:
     """List the graphs that the account of each connection can read.
 
     With one connection, the output is cmemc's: a table of graph IRI, type and
@@ -54,21 +61,40 @@ async def list_command(app: App, raw: bool, id_only: bool, filter_: tuple[str | 
     --id-only prints `CONNECTION<TAB>IRI` lines, and --raw prints one JSON
     record per connection with its graphs or its error. A failed connection is
     reported on stderr and does not stop the others.
+
+    --output ndjson prints one JSON object per graph (with its connection) as
+    each connection completes, and --output csv a CSV table.
     """
     selection = await app.select()
     app.warn_ssl_verify_disabled(selection.connections)
     access = filter_[1]
-    results = await app.run_fleet(selection, _graph_list_operation)
+    if raw:
+        output = "json"
+
+    def stream(result: ConnectionResult[list[dict[str, Any]]]) -> None:
+        if result.value is not None:
+            for graph in _filter_access(result.value, access):
+                click.echo(json.dumps({"connection": result.connection, **_graph_record(graph)}))
+        elif result.error is not None:
+            click.echo(json.dumps({"connection": result.connection, "error": error_record(result.error)}))
+
+    streaming = output == "ndjson" and not id_only
+    results = await app.run_fleet(selection, _graph_list_operation, on_result=stream if streaming else None)
 
     graphs_by_connection = {
         result.connection: _filter_access(result.value, access) for result in results if result.value is not None
     }
-    if selection.multiple:
-        _print_multiple(app, selection, results, graphs_by_connection, raw=raw, id_only=id_only)
+    if streaming:
+        for error in selection.errors:
+            click.echo(json.dumps({"connection": error.connection, "error": error_record(error)}))
+    elif output == "csv" and not id_only:
+        _print_csv(graphs_by_connection, multiple=selection.multiple)
+    elif selection.multiple:
+        _print_multiple(app, selection, results, graphs_by_connection, raw=output == "json", id_only=id_only)
     elif graphs_by_connection:
-        _print_single(app, next(iter(graphs_by_connection.values())), raw=raw, id_only=id_only)
+        _print_single(app, next(iter(graphs_by_connection.values())), raw=output == "json", id_only=id_only)
 
-    status = report_failures(results, selection.errors, app.debug)  # type: ignore[arg-type]
+    status = app.report_failures(results, selection.errors)
     failed = len(selection.errors) + sum(1 for result in results if not result.ok)
     if selection.multiple and failed:
         app.hint(f"{failed} of {len(results) + len(selection.errors)} connections failed.")
@@ -108,6 +134,25 @@ def graph_label(graph: dict[str, Any]) -> str:
     return ""
 
 
+def _graph_record(graph: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "iri": graph["iri"],
+        "type": graph_type(graph),
+        "label": graph_label(graph),
+        "writeable": graph.get("writeable") is True,
+    }
+
+
+def _print_csv(graphs_by_connection: dict[str, list[dict[str, Any]]], *, multiple: bool) -> None:
+    columns = ["iri", "type", "label", "writeable"]
+    writer = csv.writer(click.get_text_stream("stdout"), lineterminator="\n")
+    writer.writerow((["connection"] if multiple else []) + columns)
+    for connection, graphs in graphs_by_connection.items():
+        for graph in sorted(graphs, key=lambda graph: graph_label(graph).lower()):
+            record = _graph_record(graph)
+            writer.writerow(([connection] if multiple else []) + [record[column] for column in columns])
+
+
 def _sorted_iris(graphs: list[dict[str, Any]]) -> list[str]:
     return sorted((graph["iri"] for graph in graphs), key=str.lower)
 
@@ -124,7 +169,7 @@ def _print_single(app: App, graphs: list[dict[str, Any]], *, raw: bool, id_only:
         app.hint(EMPTY_HINT)
         return
     rows = sorted(([graph["iri"], graph_type(graph), graph_label(graph)] for graph in graphs), key=lambda row: row[2].lower())
-    click.echo(render_table(["Graph IRI", "Type", "Label"], rows, app.console_width()))
+    app.echo(render_table(["Graph IRI", "Type", "Label"], rows, app.console_width()))
 
 
 def _print_multiple(
@@ -166,4 +211,4 @@ def _print_multiple(
         if graphs_by_connection:
             app.hint("The accounts of the selected connections can read no graphs.")
         return
-    click.echo(render_table(["Connection", "Graph IRI", "Type", "Label"], rows, app.console_width()))
+    app.echo(render_table(["Connection", "Graph IRI", "Type", "Label"], rows, app.console_width()))
