@@ -19,7 +19,7 @@ import asyncclick as click
 
 from .._log import cli_logging
 from .._version import __version__
-from ._app import App
+from ._app import App, complete_connection_names
 from .admin import admin_group
 from .config import config_group
 from .graph import graph_group
@@ -38,6 +38,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix":
     multiple=True,
     metavar="NAME",
     allow_from_autoenv=False,
+    shell_complete=complete_connection_names,
     help="Use the connection NAME, a section of the config file. Repeat it to run on several "
     "connections at once. Default: CMEMC_CONNECTION, from the environment or [DEFAULT].",
 )
@@ -54,6 +55,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix":
     multiple=True,
     metavar="PATTERN",
     allow_from_autoenv=False,
+    shell_complete=complete_connection_names,
     help="Run on the connections whose names match the shell pattern PATTERN, e.g. 'prod-*'. Repeatable.",
 )
 @click.option(
@@ -99,6 +101,12 @@ async def cli(
     \b
     Exit status: 0 when every connection succeeded, 1 when any failed,
     2 for usage and configuration errors.
+
+    \b
+    Shell completion (connection names, commands, options and keys):
+      bash: eval "$(_ACMEMC_COMPLETE=bash_source acmemc)"
+      zsh:  eval "$(_ACMEMC_COMPLETE=zsh_source acmemc)"
+      fish: _ACMEMC_COMPLETE=fish_source acmemc | source
     """
     ctx.obj = App(
         environ=dict(os.environ),

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 import traceback
+from pathlib import Path
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -295,6 +296,23 @@ output_option = click.option(
     show_default=True,
     help="Output format. ndjson prints one JSON object a line as each connection completes.",
 )
+
+
+def complete_connection_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Complete connection names from the config file that the command line or CMEMC_CONFIG_FILE names.
+
+    Runs while the shell completes a word, so it reads the file without the
+    event loop and returns nothing when the file cannot be read.
+    """
+    from .._config import default_config_path, parse_config
+
+    path = ctx.find_root().params.get("config_file") or os.environ.get("CMEMC_CONFIG_FILE")
+    config_path = Path(os.path.expanduser(path)) if path else default_config_path()
+    try:
+        config = parse_config(config_path.read_text(encoding="utf-8"), config_path)
+    except (OSError, UnicodeDecodeError, ConfigurationError):
+        return []
+    return [name for name in config.connection_names if name.startswith(incomplete)]
 
 
 def error_record(error: Exception) -> dict[str, str]:
