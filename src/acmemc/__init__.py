@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         Connection,
         Setting,
         Source,
+        build_connection,
         default_config_path,
         parse_config,
         read_config,
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
         TLSVerificationError,
     )
     from ._fleet import DEFAULT_CONCURRENCY, ConnectionResult, run_each
+    from ._sandbox import Sandbox, SandboxDeployment
+    from ._status import CertificateInfo, DeploymentStatus, Finding, fetch_status
     from ._tls import SSLContextCache, TrustSettings
 
 # The public names and the private module that defines each. They are imported
@@ -60,6 +63,7 @@ _MODULES = {
     "Connection": "_config",
     "Setting": "_config",
     "Source": "_config",
+    "build_connection": "_config",
     "default_config_path": "_config",
     "parse_config": "_config",
     "read_config": "_config",
@@ -78,6 +82,12 @@ _MODULES = {
     "DEFAULT_CONCURRENCY": "_fleet",
     "ConnectionResult": "_fleet",
     "run_each": "_fleet",
+    "Sandbox": "_sandbox",
+    "SandboxDeployment": "_sandbox",
+    "CertificateInfo": "_status",
+    "DeploymentStatus": "_status",
+    "Finding": "_status",
+    "fetch_status": "_status",
     "SSLContextCache": "_tls",
     "TrustSettings": "_tls",
 }
@@ -97,14 +107,11 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "DEFAULT_CONCURRENCY",
-    "DEFAULT_TIMEOUT",
-    "KNOWN_KEYS",
-    "SECRET_KEYS",
     "AccessToken",
     "AcmemcError",
     "AuthenticationError",
     "CABundleError",
+    "CertificateInfo",
     "Client",
     "ConfigFile",
     "ConfigurationError",
@@ -112,18 +119,28 @@ __all__ = [
     "Connection",
     "ConnectionResult",
     "CredentialProcessError",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_TIMEOUT",
+    "DeploymentStatus",
+    "Finding",
     "HTTPStatusError",
     "InvalidResponseError",
+    "KNOWN_KEYS",
     "RequestError",
     "RequestTimeoutError",
+    "SECRET_KEYS",
     "SSLContextCache",
+    "Sandbox",
+    "SandboxDeployment",
     "Setting",
     "Source",
     "TLSVerificationError",
     "TrustSettings",
     "__version__",
+    "build_connection",
     "decode_jwt_payload",
     "default_config_path",
+    "fetch_status",
     "parse_config",
     "read_config",
     "resolve_connection",

@@ -11,7 +11,7 @@ import ssl
 import time
 from collections.abc import Collection, Mapping
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import aiohttp
 
@@ -28,6 +28,9 @@ from ._errors import (
 )
 from ._tls import SSLContextCache, verification_error
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._status import DeploymentStatus
 
 __all__ = ["DEFAULT_TIMEOUT", "USER_AGENT", "Client", "Response"]
 
@@ -123,6 +126,15 @@ class Client:
     async def token(self) -> AccessToken:
         """Return the access token, fetching it if there is none or it is about to expire."""
         return await self._token_provider().get()
+
+    async def status(self, *, expiry_warning_days: float = 30) -> DeploymentStatus:
+        """Return health, versions, response time and server certificate of the deployment.
+
+        Failed calls are recorded in the result, never raised; see :func:`acmemc.fetch_status`.
+        """
+        from ._status import fetch_status
+
+        return await fetch_status(self, expiry_warning_days=expiry_warning_days)
 
     async def graph_list(self) -> list[dict[str, Any]]:
         """Return the graphs the account can read: ``GET $DP_API_ENDPOINT/graphs/list``."""

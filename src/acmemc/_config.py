@@ -42,6 +42,7 @@ __all__ = [
     "CustomHeader",
     "Setting",
     "Source",
+    "build_connection",
     "default_config_path",
     "is_secret_key",
     "parse_config",
@@ -73,10 +74,19 @@ KNOWN_KEYS = (
     "OAUTH_ACCESS_TOKEN_PROCESS",
     "SSL_VERIFY",
     "REQUESTS_CA_BUNDLE",
+    "SSL_TRUST_STORE",
+    "SSL_CLIENT_CERT",
+    "SSL_CLIENT_KEY",
+    "SSL_CLIENT_KEY_PASSWORD",
+    "SSL_CLIENT_KEY_PASSWORD_PROCESS",
 )
 
 #: Keys whose values are never printed or logged.
-SECRET_KEYS = frozenset({"OAUTH_CLIENT_SECRET", "OAUTH_PASSWORD", "OAUTH_ACCESS_TOKEN"})
+SECRET_KEYS = frozenset({"OAUTH_CLIENT_SECRET", "OAUTH_PASSWORD", "OAUTH_ACCESS_TOKEN", "SSL_CLIENT_KEY_PASSWORD"})
+
+#: Values of ``SSL_TRUST_STORE``: the CA bundle of ``REQUESTS_CA_BUNDLE``, or the
+#: operating system's trust store through the truststore package.
+TRUST_STORES = ("bundle", "system")
 
 GRANT_TYPES = ("client_credentials", "password", "prefetched_token")
 CUSTOM_HEADER_PREFIX = "CMEMC_CUSTOM_HEADER_"
@@ -187,6 +197,11 @@ class Connection:
     process_environment: Mapping[str, str] = field(repr=False)
     proxy_environment: Mapping[str, str] = field(default_factory=dict, repr=False)
     credential_process_warning: bool = True
+    # SSL_TRUST_STORE: "bundle" (ca_bundle) or "system" (the operating system's store).
+    trust_store: str = "bundle"
+    # SSL_CLIENT_CERT and SSL_CLIENT_KEY as absolute paths; the key may be inside the certificate file.
+    client_certificate: Path | None = None
+    client_key: Path | None = None
 
     @property
     def is_named(self) -> bool:
@@ -303,6 +318,32 @@ async def read_config(path: str | os.PathLike[str] | None = None) -> ConfigFile:
             f"config file {config_path} is not valid UTF-8 (byte {error.start}). Fix: save it as UTF-8."
         ) from None
     return parse_config(text, config_path)
+
+
+def build_connection(
+    name: str = "adhoc",
+    settings: Mapping[str, str] | None = None,
+    /,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **keys: str,
+) -> Connection:
+    """Resolve a connection from keys given in code, without a config file.
+
+    ``settings`` and ``keys`` are the keys of a config section; ``keys`` win.
+    The same defaults and checks apply as to a section of ``config.ini``.
+
+    Usage::
+
+        connection = build_connection("prod", CMEM_BASE_URI="https://cmem.example.net", OAUTH_CLIENT_SECRET=secret)
+    """
+    values = {**(settings or {}), **keys}
+    config = ConfigFile(
+        path=None,
+        sections=MappingProxyType({name: MappingProxyType(values)}),
+        defaults=MappingProxyType({}),
+    )
+    return resolve_connection(config, name, environ)
 
 
 def selected_connection_name(config: ConfigFile, environ: Mapping[str, str]) -> str | None:
@@ -446,6 +487,14 @@ def _build_connection(
 
         settings["REQUESTS_CA_BUNDLE"] = Setting(certifi.where(), Source.BUILTIN)
     ca_bundle = Path(os.path.abspath(os.path.expanduser(settings["REQUESTS_CA_BUNDLE"].value.strip())))
+    trust_store = default("SSL_TRUST_STORE", "bundle").lower()
+    if trust_store not in TRUST_STORES:
+        raise fail(
+            "SSL_TRUST_STORE",
+            "is not a known trust store",
+            "set SSL_TRUST_STORE=bundle to trust REQUESTS_CA_BUNDLE, or SSL_TRUST_STORE=system for the operating system's store",
+        )
+    client_certificate, client_key = _client_certificate_paths(settings, fail)
 
     process_environment = _process_environment(settings, environ)
     secrets, secret_processes = _resolve_secrets(name, settings, process_environment, fail)
@@ -474,7 +523,28 @@ def _build_connection(
         process_environment=MappingProxyType(process_environment),
         proxy_environment=MappingProxyType({key: environ[key] for key in PROXY_VARIABLES if key in environ}),
         credential_process_warning=warning,
+        trust_store=trust_store,
+        client_certificate=client_certificate,
+        client_key=client_key,
     )
+
+
+def _client_certificate_paths(settings: Mapping[str, Setting], fail: _Fail) -> tuple[Path | None, Path | None]:
+    """Return the absolute paths of ``SSL_CLIENT_CERT`` and ``SSL_CLIENT_KEY``; an empty value counts as unset."""
+
+    def path_of(key: str) -> Path | None:
+        value = settings[key].value.strip() if key in settings else ""
+        return Path(os.path.abspath(os.path.expanduser(value))) if value else None
+
+    certificate = path_of("SSL_CLIENT_CERT")
+    key = path_of("SSL_CLIENT_KEY")
+    if key is not None and certificate is None:
+        raise fail(
+            "SSL_CLIENT_KEY",
+            "is set without SSL_CLIENT_CERT",
+            "set SSL_CLIENT_CERT to the PEM file of the client certificate that belongs to this key",
+        )
+    return certificate, key
 
 
 def _url_problem(value: str) -> str | None:
