@@ -38,7 +38,7 @@ PostForm = Callable[[str, Mapping[str, str]], Awaitable[tuple[int, str]]]
 class AccessToken:
     """An access token and when it expires (``time.monotonic()`` seconds, or ``None`` if unknown).
 
-    ``response`` is the token endpoint's JSON answer, empty for a prefetched token.
+    ``response`` is the token endpoint's JSON response, empty for a prefetched token.
     """
 
     token: str = field(repr=False)
@@ -148,7 +148,7 @@ class TokenProvider:
 
         if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str) or not answer["access_token"]:
             raise InvalidResponseError(
-                f"token endpoint {url} answered without an access_token in JSON. "
+                f"token endpoint {url} returned no access_token in JSON. "
                 "Fix: check that OAUTH_TOKEN_URI points to the OpenID Connect token endpoint.",
                 connection=connection.name,
                 url=url,

@@ -36,14 +36,14 @@ __all__ = ["DEFAULT_TIMEOUT", "USER_AGENT", "Client", "Response"]
 
 logger = logging.getLogger("acmemc.http")
 
-#: Seconds a request may take, from sending it to reading the whole answer.
+#: Seconds a request may take, from sending it to reading the whole response.
 DEFAULT_TIMEOUT = 10.0
 USER_AGENT = f"acmemc/{__version__}"
 TLS_VERSION_REASON = "the server offers no TLS version acmemc accepts (TLS 1.2 or newer)"
 
 
 class Response(NamedTuple):
-    """A complete answer: status, reason phrase, content type and the body as text."""
+    """A complete HTTP response: status, reason phrase, content type and the body as text."""
 
     status: int
     reason: str
@@ -144,7 +144,7 @@ class Client:
             isinstance(graph, dict) and isinstance(graph.get("iri"), str) for graph in answer
         ):
             raise InvalidResponseError(
-                f"GET {url} answered with JSON that is not a list of graphs with an iri each. "
+                f"GET {url} returned JSON that is not a list of graphs with an iri each. "
                 "Fix: check that DP_API_ENDPOINT points to the DataPlatform API.",
                 connection=self.connection.name,
                 url=url,
@@ -160,19 +160,19 @@ class Client:
         headers: Mapping[str, str] | None = None,
         accept_statuses: Collection[int] = (),
     ) -> Response:
-        """Send an authorized request and return its successful answer.
+        """Send an authorized request and return its successful response.
 
-        A 401 answer fetches a new token and repeats the request once, unless the
+        A 401 response fetches a new token and repeats the request once, unless the
         token was prefetched and cannot be renewed. Any other status of 400 or
         more raises :class:`~acmemc.HTTPStatusError`, unless it is in
-        ``accept_statuses`` (a health endpoint, for example, answers 503 with a
+        ``accept_statuses`` (a health endpoint, for example, returns 503 with a
         JSON body when its service is down).
         """
         tokens = self._token_provider()
         token = await tokens.get()
         response = await self._send(method, url, token=token, data=data, headers=headers)
         if response.status == 401 and tokens.can_refresh:
-            logger.debug("%s %s answered 401, fetching a new token", method, url, extra=self._extra)
+            logger.debug("%s %s returned 401, fetching a new token", method, url, extra=self._extra)
             tokens.invalidate(token)
             token = await tokens.get()
             response = await self._send(method, url, token=token, data=data, headers=headers)
@@ -201,13 +201,13 @@ class Client:
         headers: Mapping[str, str] | None = None,
         accept_statuses: Collection[int] = (),
     ) -> Any:
-        """Send an authorized request (see :meth:`request`) and return its JSON answer."""
+        """Send an authorized request (see :meth:`request`) and return its JSON body."""
         response = await self.request(method, url, data=data, headers=headers, accept_statuses=accept_statuses)
         try:
             return json.loads(response.text)
         except ValueError:
             raise InvalidResponseError(
-                f"{method} {url} answered HTTP {response.status} with {response.content_type or 'no content type'} "
+                f"{method} {url} returned HTTP {response.status} with {response.content_type or 'no content type'} "
                 "that is not valid JSON. Fix: check that the endpoint URL points to the Corporate Memory API.",
                 connection=self.connection.name,
                 url=url,
@@ -231,7 +231,7 @@ class Client:
         data: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Response:
-        """Send one request and read the whole answer."""
+        """Send one request and read the whole response."""
         if self._session is None:
             raise RuntimeError("Client is not open: use it as `async with Client(connection) as client`.")
         request_headers = dict(headers or {})
@@ -276,7 +276,7 @@ class Client:
             ) from None
         except aiohttp.ServerDisconnectedError:
             raise RequestError(
-                f"{method} {url} failed: the server closed the connection without an answer.",
+                f"{method} {url} failed: the server closed the connection without a response.",
                 connection=self.connection.name,
                 url=url,
                 summary="server closed the connection",
@@ -359,7 +359,7 @@ def _status_error(method: str, url: str, response: Response, connection: Connect
     else:
         fix = "Fix: run with --debug to see the request."
     return HTTPStatusError(
-        f"{method} {url} answered HTTP {status} {response.reason}{detail}. {fix}",
+        f"{method} {url} returned HTTP {status} {response.reason}{detail}. {fix}",
         connection=connection.name,
         url=url,
         status=status,
@@ -367,7 +367,7 @@ def _status_error(method: str, url: str, response: Response, connection: Connect
 
 
 def _error_detail(text: str) -> str:
-    """Return a short detail from a JSON error answer, such as Spring's "message"."""
+    """Return a short detail from a JSON error body, such as Spring's "message"."""
     try:
         answer = json.loads(text)
     except ValueError:

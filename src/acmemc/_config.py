@@ -112,7 +112,7 @@ NO_DEFAULT_SECTION = "\n"
 
 
 class Source(enum.Enum):
-    """Where the value of a configuration key came from."""
+    """The origin of a configuration key's value."""
 
     SECTION = "config"
     DEFAULT_SECTION = "config [DEFAULT]"
@@ -179,7 +179,7 @@ class Connection:
 
     name: str
     config_path: Path | None
-    # Kept out of repr because it holds the values of secrets too.
+    # Kept out of repr because it contains the values of secrets too.
     settings: Mapping[str, Setting] = field(repr=False)
     base_uri: str
     dp_api_endpoint: str
@@ -383,7 +383,7 @@ def resolve_connection(
 
 
 def ordered_keys(settings: Mapping[str, Setting]) -> list[str]:
-    """The known keys in their usual order, then the other keys by name."""
+    """Return the known keys in their usual order, then the other keys by name."""
     known = [key for key in KNOWN_KEYS if key in settings]
     return known + sorted(key for key in settings if key not in KNOWN_KEYS)
 
@@ -446,7 +446,12 @@ def _build_connection(
 ) -> Connection:
     def fail(key: str, problem: str, fix: str) -> ConfigurationError:
         setting = settings[key]
-        value = "<hidden>" if is_secret_key(key) else repr(_redact_userinfo(setting.value) if key in URL_KEYS else setting.value)
+        if is_secret_key(key):
+            value = "<hidden>"
+        elif key in URL_KEYS:
+            value = repr(_redact_userinfo(setting.value))
+        else:
+            value = repr(setting.value)
         where = _describe(setting, name, config_path)
         return ConfigurationError(f"{key} {value} (from {where}) {problem}. Fix: {fix}.", connection=name)
 

@@ -10,10 +10,10 @@ connections can report each failure on one line. The hierarchy::
     └── RequestError                  a request to a deployment failed
         ├── ConnectError              the host could not be reached
         │   └── TLSVerificationError  its certificate did not verify
-        ├── RequestTimeoutError       no answer within the timeout
+        ├── RequestTimeoutError       no response within the timeout
         ├── AuthenticationError       the token endpoint rejected the credentials
-        ├── HTTPStatusError           the API answered with an error status
-        └── InvalidResponseError      the answer is not the JSON that was expected
+        ├── HTTPStatusError           the API returned an error status
+        └── InvalidResponseError      the response is not the JSON that was expected
 
 Catch ``ConfigurationError`` for problems the user fixes in ``config.ini`` or
 the environment, and ``RequestError`` for problems of one deployment.
@@ -122,13 +122,13 @@ class TLSVerificationError(ConnectError):
 
 
 class RequestTimeoutError(RequestError):
-    """A request got no complete answer within the timeout."""
+    """A request got no complete response within the timeout."""
 
 
 class AuthenticationError(RequestError):
     """The token endpoint rejected the credentials, or the API rejected the token.
 
-    ``error`` and ``error_description`` are the OAuth fields of the answer, where
+    ``error`` and ``error_description`` are the OAuth fields of the response, where
     the token endpoint sent them.
     """
 
@@ -148,7 +148,7 @@ class AuthenticationError(RequestError):
 
 
 class HTTPStatusError(RequestError):
-    """The API answered with an error status; ``status`` is the HTTP status code."""
+    """The API returned an error status; ``status`` is the HTTP status code."""
 
     def __init__(self, message: str, *, connection: str | None = None, url: str | None = None, status: int) -> None:
         super().__init__(message, connection=connection, url=url, summary=f"HTTP {status}")
@@ -156,4 +156,4 @@ class HTTPStatusError(RequestError):
 
 
 class InvalidResponseError(RequestError):
-    """The answer is not the JSON document that the endpoint should return."""
+    """The response is not the JSON document that the endpoint should return."""

@@ -52,7 +52,12 @@ def cli_logging(stream: TextIO, *, debug: bool, quiet: bool, name_connections: b
     handler = logging.StreamHandler(stream)
     formatter = CLIFormatter(debug=debug, name_connections=name_connections)
     handler.setFormatter(formatter)
-    level = logging.DEBUG if debug else (logging.ERROR if quiet else logging.WARNING)
+    if debug:
+        level = logging.DEBUG
+    elif quiet:
+        level = logging.ERROR
+    else:
+        level = logging.WARNING
     handler.setLevel(level)
     previous_level, previous_propagate = logger.level, logger.propagate
     logger.addHandler(handler)

@@ -198,7 +198,7 @@ def _explore(info: Any, health: Any) -> dict[str, Any]:
             part.update(healthy="DOWN", error=_error_text(answer))
             return part
         if not isinstance(answer, dict):
-            part.update(healthy="DOWN", error="the actuator answered with JSON that is not an object")
+            part.update(healthy="DOWN", error="the actuator returned JSON that is not an object")
             return part
     part.update(info=info, health=health)
     part["version"] = str(info.get("version", "UNKNOWN"))

@@ -71,7 +71,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix":
     type=click.FloatRange(min=0, min_open=True),
     default=10.0,
     show_default=True,
-    help="Seconds a request may take, from sending it to reading the whole answer.",
+    help="Seconds a request may take, from sending it to reading the whole response.",
 )
 @click.option(
     "--config-file",

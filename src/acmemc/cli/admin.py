@@ -292,7 +292,7 @@ def _reason(status: DeploymentStatus) -> str:
 
 
 @admin_group.command(name="token")
-@click.option("--raw", is_flag=True, help="Print the token endpoint's JSON answer (with --ttl: the seconds left).")
+@click.option("--raw", is_flag=True, help="Print the token endpoint's JSON response (with --ttl: the seconds left).")
 @click.option("--decode", is_flag=True, help="Print the token's payload, decoded without checking its signature.")
 @click.option("--ttl", is_flag=True, help="Print how long the token remains valid, in words and seconds.")
 @click.pass_obj
@@ -312,7 +312,7 @@ async def token_command(app: App, raw: bool, decode: bool, ttl: bool) -> None:
         prefetched = [connection.name for connection in selection.connections if connection.grant_type == "prefetched_token"]
         if prefetched:
             raise CLIError(
-                f"--raw prints the token endpoint's answer, and connection {prefetched[0]!r} uses a prefetched token "
+                f"--raw prints the token endpoint's response, and connection {prefetched[0]!r} uses a prefetched token "
                 "(OAUTH_GRANT_TYPE=prefetched_token) without one. Fix: use --decode or --ttl.",
                 EXIT_CONFIGURATION,
             )
@@ -379,11 +379,12 @@ def _print_tokens_multiple(results: list[ConnectionResult[AccessToken]], *, raw:
             seconds = _seconds_left(token)
             click.echo(f"{connection}\t{seconds}" if raw else f"{connection}\t{seconds}\t{describe_duration(abs(seconds))}")
         return
-    if decode or raw:
-        records = [
-            {"connection": connection, "payload" if decode else "response": _payload(token) if decode else dict(token.response)}
-            for connection, token in successful
-        ]
+    if decode:
+        records = [{"connection": connection, "payload": _payload(token)} for connection, token in successful]
+        click.echo(json.dumps(records, indent=2))
+        return
+    if raw:
+        records = [{"connection": connection, "response": dict(token.response)} for connection, token in successful]
         click.echo(json.dumps(records, indent=2))
         return
     for connection, token in successful:

@@ -38,7 +38,7 @@ def graph_group() -> None:
 
 
 @graph_group.command(name="list")
-@click.option("--raw", is_flag=True, help="Print the JSON answer of the API.")
+@click.option("--raw", is_flag=True, help="Print the JSON response of the API.")
 @click.option("--id-only", is_flag=True, help="Print only graph IRIs, one a line, sorted.")
 @output_option
 @click.option(
