@@ -129,7 +129,7 @@ async def test_actuator_error_recorded(mocked: aioresponses) -> None:
     assert "HTTP 500" in status.data["explore"]["error"]
     assert "store unavailable" in status.data["explore"]["error"]
     assert status.data["store"]["version"] == "UNKNOWN"
-    assert any(finding.level == "error" and finding.message.startswith("explore:") for finding in status.findings)
+    assert [finding.message for finding in status.findings if finding.level == "error"] == ["explore: HTTP 500"]
 
 
 async def test_non_json_health_recorded(mocked: aioresponses) -> None:
@@ -155,6 +155,7 @@ async def test_token_rejected_everywhere(monkeypatch: pytest.MonkeyPatch) -> Non
     assert status.data["overall"]["healthy"] == "DOWN"
     assert "unauthorized_client" in status.data["build"]["error"]
     assert "unauthorized_client" in status.data["explore"]["error"]
+    assert [finding.message for finding in status.findings] == ["token rejected: unauthorized_client"]
 
 
 async def test_older_backend_warns(mocked: aioresponses) -> None:

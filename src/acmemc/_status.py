@@ -154,6 +154,10 @@ async def fetch_status(client: Client, *, expiry_warning_days: float = DEFAULT_E
             raise result
 
     der, di_version, di_health, dp_info, dp_health, shapes = results
+    errors = {
+        component: next((answer for answer in answers if isinstance(answer, AcmemcError)), None)
+        for component, answers in (("build", (di_version, di_health)), ("explore", (dp_info, dp_health)), ("shapes", (shapes,)))
+    }
     data = {
         "build": _build(di_version, di_health),
         "explore": _explore(dp_info, dp_health),
@@ -163,7 +167,7 @@ async def fetch_status(client: Client, *, expiry_warning_days: float = DEFAULT_E
     data["overall"] = {"healthy": "UP" if all(part["healthy"] == "UP" for part in data.values()) else "DOWN"}
 
     certificate = CertificateInfo.from_der(der) if isinstance(der, bytes) else None
-    findings = tuple(_findings(data, certificate, expiry_warning_days))
+    findings = tuple(_findings(data, errors, certificate, expiry_warning_days))
     return DeploymentStatus(connection.base_uri, data, response_time, certificate, findings)
 
 
@@ -231,7 +235,12 @@ def _store(explore: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _findings(data: dict[str, Any], certificate: CertificateInfo | None, expiry_warning_days: float) -> Iterator[Finding]:
+def _findings(
+    data: dict[str, Any],
+    errors: dict[str, AcmemcError | None],
+    certificate: CertificateInfo | None,
+    expiry_warning_days: float,
+) -> Iterator[Finding]:
     for name, key in (("DataIntegration", "build"), ("Explore", "explore")):
         version = data[key]["version"]
         if version != "UNKNOWN" and _is_older(version, TARGET_VERSION):
@@ -240,9 +249,13 @@ def _findings(data: dict[str, Any], certificate: CertificateInfo | None, expiry_
                 f"{name} {version} is older than {TARGET_VERSION}, the release acmemc targets; "
                 "some functions may not work.",
             )
-    for key in ("build", "explore", "shapes"):
-        if "error" in data[key]:
-            yield Finding("error", f"{key}: {data[key]['error']}")
+    summaries = {component: error.summary for component, error in errors.items() if error is not None}
+    if len(summaries) > 1 and len(set(summaries.values())) == 1:
+        # One cause for every component, such as a rejected token: say it once.
+        yield Finding("error", next(iter(summaries.values())))
+    else:
+        for component, summary in summaries.items():
+            yield Finding("error", f"{component}: {summary}")
 
     info = data["explore"].get("info", {})
     if info.get("workspaceConfiguration", {}).get("workspacesToMigrate"):
