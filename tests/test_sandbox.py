@@ -16,17 +16,29 @@ import stat
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
 
-from acmemc._sandbox import SANDBOX_USERNAME, Sandbox, SandboxDeployment
+from acmemc._sandbox import (
+    MAX_CERTIFICATE_DAYS,
+    SANDBOX_USERNAME,
+    Sandbox,
+    SandboxDeployment,
+    check_deployment_names,
+    deployment_names,
+)
 
 TOKEN_PATH = "/auth/realms/cmem/protocol/openid-connect/token"
 GRAPH_LIST_PATH = "/dataplatform/graphs/list"
 SPARQL_PATH = "/dataplatform/proxy/default/sparql"
+DI_VERSION_PATH = "/dataintegration/version"
+DI_HEALTH_PATH = "/dataintegration/health"
+DP_INFO_PATH = "/dataplatform/actuator/info"
+DP_HEALTH_PATH = "/dataplatform/actuator/health"
 CONFIG_KEYS = [
     "CMEM_BASE_URI",
     "OAUTH_GRANT_TYPE",
@@ -533,7 +545,8 @@ async def test_status_endpoints_answer(
         assert response.status == 200
         info = await response.json()
         assert info["version"] == "v25.3.0"
-        assert info["store"] == {"type": "GRAPHDB", "version": "10.8.2"}
+        assert info["store"]["type"] == "GRAPHDB"
+        assert info["store"]["version"] == "10.8.2"
 
     query = {"query": "SELECT ?version WHERE { }"}
     async with session.post(base + SPARQL_PATH, data=query, headers=headers, ssl=client_ssl) as response:
@@ -607,6 +620,324 @@ async def test_certificate_valid_for_localhost(
     with pytest.raises(aiohttp.ClientConnectorCertificateError):
         async with session.get(url, ssl=client_ssl, server_hostname="sandbox.example"):
             pass
+
+
+# Unhealthy, slow, expiring and outdated deployments
+
+
+async def _get_json(
+    session: aiohttp.ClientSession, context: ssl.SSLContext, url: str, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    async with session.get(url, headers=headers, ssl=context) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def _sparql_version(
+    session: aiohttp.ClientSession, context: ssl.SSLContext, deployment: SandboxDeployment, headers: dict[str, str]
+) -> str:
+    url = deployment.base_uri + SPARQL_PATH
+    async with session.post(url, data={"query": "SELECT ?version {}"}, headers=headers, ssl=context) as response:
+        assert response.status == 200
+        result = await response.json(content_type=None)
+    return str(result["results"]["bindings"][0]["version"]["value"])
+
+
+async def _peer_not_after(context: ssl.SSLContext, deployment: SandboxDeployment) -> datetime:
+    """Return the notAfter of the certificate that ``deployment`` presents in the TLS handshake."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", deployment.port, ssl=context)
+    try:
+        certificate = writer.get_extra_info("ssl_object").getpeercert()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    return datetime.fromtimestamp(ssl.cert_time_to_seconds(certificate["notAfter"]), timezone.utc)
+
+
+async def _time_health_request(
+    session: aiohttp.ClientSession, context: ssl.SSLContext, deployment: SandboxDeployment
+) -> float:
+    started = time.perf_counter()
+    async with session.get(deployment.base_uri + DI_HEALTH_PATH, ssl=context) as response:
+        assert response.status == 200
+    return time.perf_counter() - started
+
+
+@pytest.mark.asyncio
+async def test_unhealthy_deployment_reports_down(tmp_path: pathlib.Path) -> None:
+    async with Sandbox(tmp_path, 3, unhealthy=["sandbox-02"]) as sandbox, aiohttp.ClientSession() as session:
+        context = _client_context(sandbox)
+        first, second, _ = sandbox.deployments
+        assert [d.healthy for d in sandbox.deployments] == [True, False, True]
+
+        status, body = await _get_json(session, context, second.base_uri + DI_HEALTH_PATH)
+        assert status == 503
+        assert body == {"status": "DOWN"}
+        status, body = await _get_json(session, context, second.base_uri + DP_HEALTH_PATH)
+        assert status == 503
+        assert body["status"] == "DOWN"
+        assert isinstance(body["components"], dict)
+        assert "DOWN" in {component["status"] for component in body["components"].values()}
+
+        for deployment in (first, sandbox.deployments[2]):
+            assert await _get_json(session, context, deployment.base_uri + DI_HEALTH_PATH) == (200, {"status": "UP"})
+            assert await _get_json(session, context, deployment.base_uri + DP_HEALTH_PATH) == (200, {"status": "UP"})
+
+
+@pytest.mark.asyncio
+async def test_unhealthy_deployment_serves_other_requests(tmp_path: pathlib.Path) -> None:
+    async with Sandbox(tmp_path, 2, unhealthy=["sandbox-02"]) as sandbox, aiohttp.ClientSession() as session:
+        context = _client_context(sandbox)
+        deployment = sandbox.deployments[1]
+        token = await _fetch_token(session, context, deployment)
+        headers = {"Authorization": f"Bearer {token}"}
+
+        status, graphs = await _get_graph_list(session, context, deployment, headers)
+        assert status == 200
+        assert [graph["iri"] for graph in graphs] == list(deployment.graph_iris)
+        async with session.get(deployment.base_uri + DI_VERSION_PATH, headers=headers, ssl=context) as response:
+            assert response.status == 200
+        status, info = await _get_json(session, context, deployment.base_uri + DP_INFO_PATH, headers)
+        assert status == 200
+        assert info["version"] == "v25.3.0"
+        assert await _sparql_version(session, context, deployment, headers) == "v25.3.0"
+
+
+@pytest.mark.asyncio
+async def test_slow_delays_only_its_deployment(tmp_path: pathlib.Path) -> None:
+    async with Sandbox(tmp_path, 2, slow={"sandbox-02": 0.6}) as sandbox, aiohttp.ClientSession() as session:
+        context = _client_context(sandbox)
+        fast, slow = sandbox.deployments
+        assert fast.extra_latency == 0.0
+        assert slow.extra_latency == 0.6
+
+        assert await _time_health_request(session, context, slow) >= 0.6
+        assert await _time_health_request(session, context, fast) < 0.6
+
+        # The extra delay adds to the latency of the whole sandbox.
+        sandbox.set_latency(0.2)
+        assert await _time_health_request(session, context, slow) >= 0.8
+        fast_seconds = await _time_health_request(session, context, fast)
+        assert 0.2 <= fast_seconds < 0.6
+
+
+@pytest.mark.asyncio
+async def test_slow_deployment_times_out_client(tmp_path: pathlib.Path) -> None:
+    async with Sandbox(tmp_path, 1, slow={"sandbox-01": 5}) as sandbox, aiohttp.ClientSession() as session:
+        context = _client_context(sandbox)
+        deployment = sandbox.deployments[0]
+        # A POST, because aiohttp retries a GET once when the server closes the connection.
+        request = session.post(
+            deployment.base_uri + TOKEN_PATH,
+            data=_client_credentials(deployment),
+            ssl=context,
+            timeout=aiohttp.ClientTimeout(total=0.3),
+        )
+        with pytest.raises(asyncio.TimeoutError):
+            async with request:
+                pass
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("days", [1, 7, MAX_CERTIFICATE_DAYS])
+async def test_expiring_certificate_not_after(tmp_path: pathlib.Path, days: int) -> None:
+    before_start = datetime.now(timezone.utc).replace(microsecond=0)
+    async with Sandbox(tmp_path, 2, expiring={"sandbox-01": days}) as sandbox:
+        after_start = datetime.now(timezone.utc)
+        context = _client_context(sandbox)
+        expiring, shared = sandbox.deployments
+
+        not_after = await _peer_not_after(context, expiring)
+        assert not_after == expiring.certificate_not_after
+        assert before_start + timedelta(days=days) <= not_after <= after_start + timedelta(days=days)
+
+        assert await _peer_not_after(context, shared) == datetime(3000, 1, 1, tzinfo=timezone.utc)
+        assert shared.certificate_not_after == datetime(3000, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("days", [0, -1, -MAX_CERTIFICATE_DAYS])
+async def test_expired_certificate_fails_verification(tmp_path: pathlib.Path, days: int) -> None:
+    async with Sandbox(tmp_path, 2, expiring={"sandbox-02": days}) as sandbox, aiohttp.ClientSession() as session:
+        context = _client_context(sandbox)
+        valid, expired = sandbox.deployments
+        assert expired.certificate_not_after <= datetime.now(timezone.utc)
+
+        with pytest.raises(aiohttp.ClientConnectorCertificateError) as caught:
+            async with session.get(expired.base_uri + DI_HEALTH_PATH, ssl=context):
+                pass
+        certificate_error = caught.value.certificate_error
+        assert isinstance(certificate_error, ssl.SSLCertVerificationError)
+        assert certificate_error.verify_message == "certificate has expired"
+
+        assert await _get_json(session, context, valid.base_uri + DI_HEALTH_PATH) == (200, {"status": "UP"})
+
+
+@pytest.mark.asyncio
+async def test_expiring_certificate_from_sandbox_ca(tmp_path: pathlib.Path) -> None:
+    async with Sandbox(tmp_path, 1, expiring={"sandbox-01": 30}) as sandbox, aiohttp.ClientSession() as session:
+        url = sandbox.deployments[0].base_uri + DI_HEALTH_PATH
+        async with session.get(url, ssl=_client_context(sandbox), server_hostname="localhost") as response:
+            assert response.status == 200
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):
+            async with session.get(url, ssl=ssl.create_default_context()):
+                pass
+
+
+@pytest.mark.asyncio
+async def test_outdated_versions(tmp_path: pathlib.Path) -> None:
+    async with Sandbox(tmp_path, 2, outdated=["sandbox-01"]) as sandbox, aiohttp.ClientSession() as session:
+        context = _client_context(sandbox)
+        expected = {"sandbox-01": "v24.1.0", "sandbox-02": "v25.3.0"}
+        for deployment in sandbox.deployments:
+            assert deployment.backend_version == expected[deployment.name]
+            headers = {"Authorization": f"Bearer {await _fetch_token(session, context, deployment)}"}
+
+            async with session.get(deployment.base_uri + DI_VERSION_PATH, headers=headers, ssl=context) as response:
+                assert response.status == 200
+                assert await response.text() == expected[deployment.name]
+            status, info = await _get_json(session, context, deployment.base_uri + DP_INFO_PATH, headers)
+            assert status == 200
+            assert info["version"] == expected[deployment.name]
+            # The ShapeCatalog keeps the current version, so it differs from an outdated Explore.
+            assert await _sparql_version(session, context, deployment, headers) == "v25.3.0"
+
+
+@pytest.mark.asyncio
+async def test_actuator_info_license_dates(
+    sandbox: Sandbox, session: aiohttp.ClientSession, client_ssl: ssl.SSLContext
+) -> None:
+    deployment = sandbox.deployments[0]
+    headers = {"Authorization": f"Bearer {await _fetch_token(session, client_ssl, deployment)}"}
+    status, info = await _get_json(session, client_ssl, deployment.base_uri + DP_INFO_PATH, headers)
+    assert status == 200
+
+    # The sandbox started shortly before this test, possibly on the day before.
+    today = datetime.now(timezone.utc).date()
+    expected_dates = {(today + timedelta(days=365 - offset)).isoformat() for offset in (0, 1)}
+    assert info["store"] == {
+        "type": "GRAPHDB",
+        "version": "10.8.2",
+        "licenseExpiration": info["store"]["licenseExpiration"],
+    }
+    assert info["store"]["licenseExpiration"] in expected_dates
+    assert info["license"] == {"inGracePeriod": False, "validDate": info["store"]["licenseExpiration"]}
+
+
+@pytest.mark.asyncio
+async def test_one_deployment_in_every_mode(tmp_path: pathlib.Path) -> None:
+    sandbox = Sandbox(
+        tmp_path,
+        1,
+        unhealthy=["sandbox-01"],
+        slow={"sandbox-01": 0.1},
+        expiring={"sandbox-01": 3},
+        outdated=["sandbox-01"],
+    )
+    async with sandbox, aiohttp.ClientSession() as session:
+        context = _client_context(sandbox)
+        deployment = sandbox.deployments[0]
+        assert deployment.healthy is False
+        assert deployment.extra_latency == 0.1
+        assert deployment.backend_version == "v24.1.0"
+        assert deployment.certificate_not_after - datetime.now(timezone.utc) <= timedelta(days=3)
+
+        started = time.perf_counter()
+        status, body = await _get_json(session, context, deployment.base_uri + DP_HEALTH_PATH)
+        assert time.perf_counter() - started >= 0.1
+        assert status == 503
+        assert body["status"] == "DOWN"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"unhealthy": ["sandbox-04"]},
+        {"slow": {"sandbox-04": 1.0}},
+        {"expiring": {"sandbox-04": 7}},
+        {"outdated": ["sandbox-01", "sandbox-04"]},
+    ],
+    ids=["unhealthy", "slow", "expiring", "outdated"],
+)
+def test_unknown_deployment_name_rejected(tmp_path: pathlib.Path, arguments: dict[str, Any]) -> None:
+    argument = next(iter(arguments))
+    expected = f"{argument}: unknown deployment 'sandbox-04'. Valid names are sandbox-01 … sandbox-03."
+    with pytest.raises(ValueError) as caught:
+        Sandbox(tmp_path, 3, **arguments)
+    assert str(caught.value) == expected
+
+
+def test_unknown_name_message_by_count(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(ValueError, match=r"^unhealthy: unknown deployment 'sandbox-02'\. The only valid name is sandbox-01\.$"):
+        Sandbox(tmp_path, 1, unhealthy=["sandbox-02"])
+    with pytest.raises(ValueError, match="Valid names are sandbox-001 … sandbox-100"):
+        Sandbox(tmp_path, 100, outdated=["sandbox-01"])
+    with pytest.raises(ValueError, match="unknown deployment 7"):
+        Sandbox(tmp_path, 3, unhealthy=[7])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"slow": {"sandbox-01": -1}}, ValueError, r"slow\['sandbox-01'\] must be a finite number of seconds >= 0"),
+        ({"slow": {"sandbox-01": float("nan")}}, ValueError, r"slow\['sandbox-01'\]"),
+        ({"slow": {"sandbox-01": float("inf")}}, ValueError, r"slow\['sandbox-01'\]"),
+        ({"slow": ["sandbox-01"]}, TypeError, "slow must be a mapping"),
+        ({"expiring": {"sandbox-01": 1.5}}, TypeError, r"expiring\['sandbox-01'\] must be an int"),
+        ({"expiring": {"sandbox-01": True}}, TypeError, r"expiring\['sandbox-01'\] must be an int"),
+        ({"expiring": {"sandbox-01": 3651}}, ValueError, "between -3650 and 3650 days, got 3651"),
+        ({"expiring": {"sandbox-01": -3651}}, ValueError, "between -3650 and 3650 days, got -3651"),
+        ({"expiring": "sandbox-01"}, TypeError, "expiring must be a mapping"),
+        ({"unhealthy": "sandbox-01"}, TypeError, "got the string 'sandbox-01'"),
+        ({"outdated": "sandbox-01"}, TypeError, "got the string 'sandbox-01'"),
+    ],
+)
+def test_invalid_mode_values(
+    tmp_path: pathlib.Path, arguments: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        Sandbox(tmp_path, 3, **arguments)
+
+
+@pytest.mark.asyncio
+async def test_mode_names_from_generator(tmp_path: pathlib.Path) -> None:
+    names = (name for name in ["sandbox-01", "sandbox-03"])
+    async with Sandbox(tmp_path, 3, unhealthy=names) as sandbox:
+        assert [d.healthy for d in sandbox.deployments] == [False, True, False]
+
+
+def test_deployment_names_and_check() -> None:
+    assert deployment_names(3) == ["sandbox-01", "sandbox-02", "sandbox-03"]
+    assert deployment_names(100)[0] == "sandbox-001"
+    assert deployment_names(1000)[-1] == "sandbox-1000"
+    assert check_deployment_names(["sandbox-02", "sandbox-02"], 3) == frozenset({"sandbox-02"})
+    assert check_deployment_names([], 1) == frozenset()
+    with pytest.raises(ValueError, match=r"^unknown deployment 'sandbox-4'\. Valid names are sandbox-01 … sandbox-12\.$"):
+        check_deployment_names(["sandbox-4"], 12)
+
+
+@pytest.mark.asyncio
+async def test_restart_keeps_modes_and_renews_certificate(tmp_path: pathlib.Path) -> None:
+    sandbox = Sandbox(tmp_path, 2, unhealthy=["sandbox-02"], expiring={"sandbox-01": 5})
+    async with sandbox:
+        first_ca = sandbox.ca_bundle.read_bytes()
+    async with sandbox, aiohttp.ClientSession() as session:
+        assert sandbox.ca_bundle.read_bytes() != first_ca
+        context = _client_context(sandbox)
+        expiring, unhealthy = sandbox.deployments
+        assert await _peer_not_after(context, expiring) == expiring.certificate_not_after
+        status, _ = await _get_json(session, context, unhealthy.base_uri + DI_HEALTH_PATH)
+        assert status == 503
+
+
+@needs_proc_fd
+@pytest.mark.asyncio
+async def test_expiring_certificates_leave_no_descriptors(tmp_path: pathlib.Path) -> None:
+    baseline = _open_file_descriptors()
+    expiring = {name: index - 5 for index, name in enumerate(deployment_names(20))}
+    async with Sandbox(tmp_path, 20, expiring=expiring) as sandbox:
+        last = sandbox.deployments[-1]
+        assert await _peer_not_after(_client_context(sandbox), last) == last.certificate_not_after
+    assert _open_file_descriptors() == baseline
 
 
 # Lifecycle and resources

@@ -5,6 +5,8 @@ port, an OAuth 2.0 token endpoint shaped like Keycloak's, the graph list of the
 DataPlatform and the status endpoints that a health check reads. All deployments share
 one aiohttp application and one runner, and the handlers identify the deployment by the
 local port that the connection came in on. This keeps a thousand deployments cheap.
+Single deployments can be made unhealthy, slow, outdated or given a certificate that
+expires soon, so that a check over many deployments gets mixed results.
 
 The servers listen on 127.0.0.1 only, on ephemeral ports, and the host cannot be
 changed. The certificate authority is created by ``trustme`` on every start and its
@@ -33,16 +35,17 @@ import ssl
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
+from datetime import datetime, timedelta, timezone
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 import trustme
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-__all__ = ["Sandbox", "SandboxDeployment"]
+__all__ = ["Sandbox", "SandboxDeployment", "check_deployment_names", "deployment_names"]
 
 logger = logging.getLogger("acmemc.sandbox")
 
@@ -52,8 +55,19 @@ SANDBOX_USERNAME = "sandbox-user"
 
 _HOST = "127.0.0.1"
 _PRODUCT_VERSION = "v25.3.0"
+_OUTDATED_VERSION = "v24.1.0"
 _STORE_TYPE = "GRAPHDB"
 _STORE_VERSION = "10.8.2"
+# The store and Corporate Memory licenses in the actuator info expire this long after the start.
+_LICENSE_VALIDITY = timedelta(days=365)
+
+MAX_CERTIFICATE_DAYS = 3650
+"""Limit of ``expiring`` days in either direction. cryptography 50 rejects certificate
+dates before 1950, and ten years stay far from that."""
+# trustme 1.2 makes certificates valid until 3000-01-01 unless the caller passes a date.
+# The shared certificate gets that date explicitly so that SandboxDeployment can report it.
+_SHARED_CERTIFICATE_NOT_AFTER = datetime(3000, 1, 1, tzinfo=timezone.utc)
+_EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 
 _REALM_PATH = "/auth/realms/cmem"
 _TOKEN_PATH = _REALM_PATH + "/protocol/openid-connect/token"
@@ -86,6 +100,14 @@ class SandboxDeployment:
     client_id: str
     client_secret: str = field(repr=False)
     graph_iris: tuple[str, ...]
+    certificate_not_after: datetime
+    """Expiry (notAfter, UTC) of the server certificate that this deployment presents."""
+    healthy: bool = True
+    """Whether the health endpoints report UP. If False, both return 503 with status DOWN."""
+    extra_latency: float = 0.0
+    """Seconds that every response waits in addition to the sandbox's latency."""
+    backend_version: str = _PRODUCT_VERSION
+    """Version that DataIntegration and Explore report. The ShapeCatalog always reports v25.3.0."""
 
 
 def _text(title: str) -> dict[str, Any]:
@@ -235,6 +257,16 @@ def _secrets_equal(supplied: str, expected: str) -> bool:
     return hmac.compare_digest(supplied.encode("utf-8"), expected.encode("utf-8"))
 
 
+def _issue_server_certificate(
+    authority: trustme.CA, *, not_after: datetime, not_before: datetime | None = None
+) -> _ServerCertificate:
+    """Issue a certificate for 127.0.0.1 and localhost and load it into a new server context."""
+    certificate = authority.issue_cert(_HOST, "localhost", not_before=not_before, not_after=not_after)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate.configure_cert(context)
+    return _ServerCertificate(context, not_after)
+
+
 def _write_atomically(path: pathlib.Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` through a temporary file in the same directory.
 
@@ -275,11 +307,71 @@ def _render_config(deployments: list[SandboxDeployment], ca_bundle: pathlib.Path
     return header + body.getvalue()
 
 
-def _validate_latency(seconds: float) -> float:
+def _validate_latency(seconds: float, argument: str = "latency") -> float:
     value = float(seconds)
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"latency must be a finite number of seconds >= 0, got {seconds!r}")
+        raise ValueError(f"{argument} must be a finite number of seconds >= 0, got {seconds!r}")
     return value
+
+
+def _validate_days(days: int, argument: str) -> int:
+    if isinstance(days, bool) or not isinstance(days, int):
+        raise TypeError(f"{argument} must be an int number of days, got {type(days).__name__}")
+    if not -MAX_CERTIFICATE_DAYS <= days <= MAX_CERTIFICATE_DAYS:
+        raise ValueError(
+            f"{argument} must be between {-MAX_CERTIFICATE_DAYS} and {MAX_CERTIFICATE_DAYS} days, got {days}"
+        )
+    return days
+
+
+def deployment_names(deployments: int) -> list[str]:
+    """Return the names of the deployments of a sandbox with ``deployments`` deployments, in order.
+
+    The numbers are padded to at least two digits and to the width of the largest one.
+    """
+    width = max(2, len(str(deployments)))
+    return [f"sandbox-{number:0{width}d}" for number in range(1, deployments + 1)]
+
+
+def check_deployment_names(names: Iterable[str], deployments: int) -> frozenset[str]:
+    """Check that a sandbox of ``deployments`` deployments has each of ``names``, and return them as a set.
+
+    Raises TypeError if ``names`` is a single string, and ValueError with the first
+    unknown name and the valid names.
+    """
+    if isinstance(names, str):
+        raise TypeError(f"expected a collection of deployment names, got the string {names!r}")
+    requested = list(names)
+    valid = deployment_names(deployments)
+    known = set(valid)
+    for name in requested:
+        if name not in known:
+            if len(valid) == 1:
+                choices = f"The only valid name is {valid[0]}."
+            else:
+                choices = f"Valid names are {valid[0]} … {valid[-1]}."
+            raise ValueError(f"unknown deployment {name!r}. {choices}")
+    return frozenset(requested)
+
+
+def _check_argument_names(argument: str, names: Iterable[str], deployments: int) -> frozenset[str]:
+    """Check the names of a constructor argument and put the argument name in the ValueError."""
+    try:
+        return check_deployment_names(names, deployments)
+    except ValueError as error:
+        raise ValueError(f"{argument}: {error}") from None
+
+
+def _check_mapping(argument: str, values: Mapping[str, Any], deployments: int) -> None:
+    if not isinstance(values, Mapping):
+        raise TypeError(f"{argument} must be a mapping of deployment name to value, got {type(values).__name__}")
+    _check_argument_names(argument, values.keys(), deployments)
+
+
+@dataclass(frozen=True)
+class _ServerCertificate:
+    context: ssl.SSLContext
+    not_after: datetime
 
 
 class Sandbox:
@@ -309,12 +401,28 @@ class Sandbox:
     - ``GET /dataplatform/graphs/list``, which returns the graphs in ``graph_iris``.
     - ``GET /dataintegration/version``, ``GET /dataintegration/health``,
       ``GET /dataplatform/actuator/info``, ``GET /dataplatform/actuator/health`` and
-      ``POST /dataplatform/proxy/default/sparql``. The SPARQL endpoint returns the
-      same result for every query.
+      ``POST /dataplatform/proxy/default/sparql``. The actuator info reports a GraphDB
+      store and a Corporate Memory license that both expire one year after the start.
+      The SPARQL endpoint returns the same result, a ShapeCatalog version, for every query.
 
     All requests except the token request and the two health requests need a bearer
     token from the same deployment. Unknown paths return 404, and known paths with
     another method return 405.
+
+    The following keyword arguments change only the deployments that they name, with
+    the section names of ``config.ini`` (``sandbox-01`` and so on, see
+    :func:`deployment_names`). An unknown name raises ValueError, and one deployment
+    may be named in several arguments.
+
+    - ``unhealthy``: both health endpoints return 503 with ``"status": "DOWN"``, as a
+      Spring Boot actuator does. All other requests still succeed.
+    - ``slow``: name to seconds that every response of that deployment waits in
+      addition to the latency.
+    - ``expiring``: name to days from the start until the deployment's server
+      certificate expires. The deployment gets its own certificate from the same CA.
+      A value of 0 or less gives a certificate that has expired when a client connects.
+    - ``outdated``: DataIntegration and Explore report v24.1.0, while the ShapeCatalog
+      still reports v25.3.0.
     """
 
     def __init__(
@@ -324,6 +432,10 @@ class Sandbox:
         *,
         latency: float = 0.0,
         token_lifetime: int = 300,
+        unhealthy: Iterable[str] = (),
+        slow: Mapping[str, float] = _EMPTY_MAPPING,
+        expiring: Mapping[str, int] = _EMPTY_MAPPING,
+        outdated: Iterable[str] = (),
     ) -> None:
         if isinstance(deployments, bool) or not isinstance(deployments, int):
             raise TypeError(f"deployments must be an int, got {type(deployments).__name__}")
@@ -334,10 +446,18 @@ class Sandbox:
         if token_lifetime < 0:
             raise ValueError(f"token_lifetime must be >= 0 seconds, got {token_lifetime}")
 
+        _check_mapping("slow", slow, deployments)
+        _check_mapping("expiring", expiring, deployments)
+
         self._directory = pathlib.Path(directory).absolute()
         self._deployment_count = deployments
         self._latency = _validate_latency(latency)
         self._token_lifetime = token_lifetime
+        self._unhealthy = _check_argument_names("unhealthy", unhealthy, deployments)
+        self._outdated = _check_argument_names("outdated", outdated, deployments)
+        self._slow = {name: _validate_latency(seconds, f"slow[{name!r}]") for name, seconds in slow.items()}
+        self._expiring = {name: _validate_days(days, f"expiring[{name!r}]") for name, days in expiring.items()}
+        self._license_expiration = ""
 
         self.config_file: pathlib.Path = self._directory / "config.ini"
         self.ca_bundle: pathlib.Path = self._directory / "ca.pem"
@@ -390,9 +510,11 @@ class Sandbox:
     async def _start(self) -> None:
         self._directory.mkdir(parents=True, exist_ok=True)
         self._signer = _TokenSigner()
-        server_context = self._create_server_context()
+        started_at = datetime.now(timezone.utc).replace(microsecond=0)
+        self._license_expiration = (started_at + _LICENSE_VALIDITY).date().isoformat()
+        shared_certificate, own_certificates = self._create_certificates(started_at)
         self._bind_sockets()
-        self._create_deployments()
+        self._create_deployments(shared_certificate, own_certificates)
 
         _write_atomically(self.config_file, _render_config(self.deployments, self.ca_bundle).encode("utf-8"))
 
@@ -405,18 +527,29 @@ class Sandbox:
             shutdown_timeout=_SHUTDOWN_TIMEOUT,
         )
         await self._runner.setup()
-        for sock in self._sockets:
-            site = web.SockSite(self._runner, sock, ssl_context=server_context)
+        for deployment, sock in zip(self.deployments, self._sockets, strict=True):
+            certificate = own_certificates.get(deployment.name, shared_certificate)
+            site = web.SockSite(self._runner, sock, ssl_context=certificate.context)
             await site.start()
 
-    def _create_server_context(self) -> ssl.SSLContext:
-        """Create a new throwaway CA, write it to ca.pem and return a server context."""
+    def _create_certificates(
+        self, started_at: datetime
+    ) -> tuple[_ServerCertificate, dict[str, _ServerCertificate]]:
+        """Create a new throwaway CA and write it to ca.pem, then issue the server certificates.
+
+        Returns the certificate that most deployments share and, by deployment name, the
+        certificates of the ``expiring`` deployments.
+        """
         authority = trustme.CA()
-        certificate = authority.issue_cert(_HOST, "localhost")
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        certificate.configure_cert(context)
+        shared = _issue_server_certificate(authority, not_after=_SHARED_CERTIFICATE_NOT_AFTER)
+        own: dict[str, _ServerCertificate] = {}
+        for name, days in self._expiring.items():
+            not_after = started_at + timedelta(days=days)
+            # notBefore must precede notAfter, also for certificates that expired long ago.
+            not_before = min(started_at, not_after) - timedelta(days=90)
+            own[name] = _issue_server_certificate(authority, not_after=not_after, not_before=not_before)
         _write_atomically(self.ca_bundle, authority.cert_pem.bytes())
-        return context
+        return shared, own
 
     def _bind_sockets(self) -> None:
         """Bind one listening socket per deployment to an ephemeral port on 127.0.0.1."""
@@ -436,16 +569,18 @@ class Sandbox:
                 "(ulimit -n) or start fewer deployments.",
             ) from error
 
-    def _create_deployments(self) -> None:
+    def _create_deployments(
+        self, shared_certificate: _ServerCertificate, own_certificates: Mapping[str, _ServerCertificate]
+    ) -> None:
         """Describe one deployment per bound socket, replacing those of an earlier run."""
         self.deployments = []
         self.token_requests = {}
         self.graph_list_requests = {}
-        width = max(2, len(str(self._deployment_count)))
-        for index, sock in enumerate(self._sockets):
+        names = deployment_names(self._deployment_count)
+        for index, (name, sock) in enumerate(zip(names, self._sockets, strict=True)):
             port = sock.getsockname()[1]
-            name = f"sandbox-{index + 1:0{width}d}"
             graphs = _graph_descriptions(name, index)
+            certificate = own_certificates.get(name, shared_certificate)
             deployment = SandboxDeployment(
                 name=name,
                 base_uri=f"https://{_HOST}:{port}",
@@ -453,6 +588,10 @@ class Sandbox:
                 client_id=f"acmemc-{name}",
                 client_secret=secrets.token_urlsafe(24),
                 graph_iris=tuple(graph["iri"] for graph in graphs),
+                certificate_not_after=certificate.not_after,
+                healthy=name not in self._unhealthy,
+                extra_latency=self._slow.get(name, 0.0),
+                backend_version=_OUTDATED_VERSION if name in self._outdated else _PRODUCT_VERSION,
             )
             self.deployments.append(deployment)
             self._deployments_by_port[port] = (index, deployment)
@@ -479,28 +618,41 @@ class Sandbox:
         app.router.add_post(_TOKEN_PATH, self._handle_token)
         app.router.add_get(_GRAPH_LIST_PATH, self._handle_graph_list)
         app.router.add_get(_DI_VERSION_PATH, self._handle_di_version)
-        app.router.add_get(_DI_HEALTH_PATH, self._handle_health)
+        app.router.add_get(_DI_HEALTH_PATH, self._handle_di_health)
         app.router.add_get(_DP_INFO_PATH, self._handle_dp_info)
-        app.router.add_get(_DP_HEALTH_PATH, self._handle_health)
+        app.router.add_get(_DP_HEALTH_PATH, self._handle_dp_health)
         app.router.add_post(_SPARQL_PATH, self._handle_sparql)
 
     @web.middleware
     async def _apply_latency(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self._latency > 0:
-            await asyncio.sleep(self._latency)
+        delay = self._latency
+        found = self._lookup_deployment(request)
+        if found is not None:
+            delay += found[1].extra_latency
+        if delay > 0:
+            await asyncio.sleep(delay)
         return await handler(request)
 
-    def _find_deployment(self, request: web.Request) -> tuple[int, SandboxDeployment]:
-        """Return the index and deployment that own the local port of the request's connection."""
+    def _lookup_deployment(self, request: web.Request) -> tuple[int, SandboxDeployment] | None:
+        """Return the index and deployment that own the local port of the request's connection.
+
+        Returns None when the connection is already closed or the sandbox has stopped.
+        """
         transport = request.transport
         sockname = transport.get_extra_info("sockname") if transport is not None else None
         if sockname is None:
-            # The connection is already closed, so no client receives this response.
+            return None
+        return self._deployments_by_port.get(sockname[1])
+
+    def _find_deployment(self, request: web.Request) -> tuple[int, SandboxDeployment]:
+        """Return the index and deployment of the request, or raise 404 if there is none.
+
+        No client receives that 404, because its connection is closed or the sandbox has stopped.
+        """
+        found = self._lookup_deployment(request)
+        if found is None:
             raise web.HTTPNotFound()
-        try:
-            return self._deployments_by_port[sockname[1]]
-        except KeyError:
-            raise web.HTTPNotFound() from None
+        return found
 
     def _check_bearer_token(self, request: web.Request, deployment: SandboxDeployment) -> web.Response | None:
         """Return a 401 response unless the request has a valid token of ``deployment``."""
@@ -599,10 +751,31 @@ class Sandbox:
         rejection = self._check_bearer_token(request, deployment)
         if rejection is not None:
             return rejection
-        return web.Response(text=_PRODUCT_VERSION, content_type="text/plain")
+        return web.Response(text=deployment.backend_version, content_type="text/plain")
 
-    async def _handle_health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "UP"})
+    async def _handle_di_health(self, request: web.Request) -> web.Response:
+        _, deployment = self._find_deployment(request)
+        if deployment.healthy:
+            return web.json_response({"status": "UP"})
+        logger.debug("Reported DOWN on %s %s", deployment.name, request.path)
+        return web.json_response({"status": "DOWN"}, status=503)
+
+    async def _handle_dp_health(self, request: web.Request) -> web.Response:
+        _, deployment = self._find_deployment(request)
+        if deployment.healthy:
+            return web.json_response({"status": "UP"})
+        logger.debug("Reported DOWN on %s %s", deployment.name, request.path)
+        # diskSpace and ping are Spring Boot's standard health contributors. The failing
+        # "store" component is made up for the sandbox, not copied from a real Explore.
+        body = {
+            "status": "DOWN",
+            "components": {
+                "diskSpace": {"status": "UP"},
+                "ping": {"status": "UP"},
+                "store": {"status": "DOWN", "details": {"error": "Connection to the GraphDB store failed"}},
+            },
+        }
+        return web.json_response(body, status=503)
 
     async def _handle_dp_info(self, request: web.Request) -> web.Response:
         _, deployment = self._find_deployment(request)
@@ -610,8 +783,13 @@ class Sandbox:
         if rejection is not None:
             return rejection
         body = {
-            "version": _PRODUCT_VERSION,
-            "store": {"type": _STORE_TYPE, "version": _STORE_VERSION},
+            "version": deployment.backend_version,
+            "store": {
+                "type": _STORE_TYPE,
+                "version": _STORE_VERSION,
+                "licenseExpiration": self._license_expiration,
+            },
+            "license": {"inGracePeriod": False, "validDate": self._license_expiration},
         }
         return web.json_response(body)
 
