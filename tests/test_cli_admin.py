@@ -272,3 +272,43 @@ async def test_token_help_warns_secret() -> None:
 )
 def test_describe_duration(seconds: int, words: str) -> None:
     assert describe_duration(seconds) == words
+
+
+async def test_status_mixed_fleet(tmp_path: Path) -> None:
+    """Each failure kind is one row with its reason, and the others stay UP."""
+    async with Sandbox(
+        tmp_path,
+        6,
+        unhealthy=["sandbox-02"],
+        slow={"sandbox-03": 3.0},
+        expiring={"sandbox-04": 5, "sandbox-05": -2},
+        outdated=["sandbox-06"],
+    ) as sandbox:
+        result = await run(sandbox, "--timeout", "1", "-A", "admin", "status", "--exit-1", "error")
+
+    rows = {row[0]: row for row in table_rows(result.stdout)[1:]}
+    assert rows["sandbox-01"][1] == "UP"
+    assert rows["sandbox-02"][1] == "DOWN"
+    assert rows["sandbox-02"][3] == "v25.3.0 DOWN"
+    assert rows["sandbox-03"][1] == "DOWN"
+    assert "timed out after 1 s" in rows["sandbox-03"][8]
+    assert rows["sandbox-04"][1] == "UP"
+    assert re.match(r"[45] days, ", rows["sandbox-04"][7])
+    assert "expires in" in rows["sandbox-04"][8]
+    assert rows["sandbox-05"][1] == "DOWN"
+    assert "certificate has expired" in rows["sandbox-05"][8]
+    assert rows["sandbox-06"][2] == "v24.1.0"
+    assert "older than v25.3.0" in rows["sandbox-06"][8]
+    assert result.exit_code == 1
+    assert "Warning: connection 'sandbox-04': the server certificate expires in" in result.stderr
+
+
+async def test_status_outdated_single_warnings(tmp_path: Path) -> None:
+    async with Sandbox(tmp_path, 1, outdated=["sandbox-01"]) as sandbox:
+        never = await run(sandbox, "-c", "sandbox-01", "admin", "status")
+        always = await run(sandbox, "-c", "sandbox-01", "admin", "status", "--exit-1", "always")
+
+    assert never.exit_code == 0
+    assert "Warning: Explore v24.1.0 is older than v25.3.0" in never.stderr
+    assert "Warning: ShapeCatalog v25.3.0 differs from Explore v24.1.0" in never.stderr
+    assert always.exit_code == 1
