@@ -290,6 +290,7 @@ async def test_status_mixed_fleet(tmp_path: Path) -> None:
     assert rows["sandbox-01"][1] == "UP"
     assert rows["sandbox-02"][1] == "DOWN"
     assert rows["sandbox-02"][3] == "v25.3.0 DOWN"
+    assert rows["sandbox-02"][8] == "DataIntegration health is DOWN"
     assert rows["sandbox-03"][1] == "DOWN"
     assert "timed out after 1 s" in rows["sandbox-03"][8]
     assert rows["sandbox-04"][1] == "UP"

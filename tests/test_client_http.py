@@ -424,3 +424,13 @@ def test_decode_jwt_payload() -> None:
 )
 def test_no_proxy_matching(host: str, no_proxy: str, bypassed: bool) -> None:
     assert _bypasses_proxy(host, no_proxy) is bypassed
+
+
+async def test_failed_token_fetch_shared_by_waiters(mocked: aioresponses) -> None:
+    mocked.post(TOKEN_URI, exception=asyncio.TimeoutError(), repeat=True)
+
+    async with Client(connection_from(CONFIG, "prod"), timeout=1) as client:
+        results = await asyncio.gather(*(client.graph_list() for _ in range(5)), return_exceptions=True)
+
+    assert all(isinstance(result, RequestTimeoutError) for result in results)
+    assert len(requests_to(mocked, "POST", TOKEN_URI)) == 1

@@ -114,6 +114,11 @@ async def test_health_down_with_503(mocked: aioresponses) -> None:
     assert status.data["shapes"]["healthy"] == "DOWN"
     assert not status.healthy
     assert status.has_errors
+    assert [finding.message for finding in status.findings] == [
+        "DataIntegration health is DOWN",
+        "Explore health is DOWN",
+        "ShapeCatalog version is unknown",
+    ]
 
 
 async def test_actuator_error_recorded(mocked: aioresponses) -> None:
@@ -129,7 +134,8 @@ async def test_actuator_error_recorded(mocked: aioresponses) -> None:
     assert "HTTP 500" in status.data["explore"]["error"]
     assert "store unavailable" in status.data["explore"]["error"]
     assert status.data["store"]["version"] == "UNKNOWN"
-    assert [finding.message for finding in status.findings if finding.level == "error"] == ["explore: HTTP 500"]
+    errors = [finding.message for finding in status.findings if finding.level == "error"]
+    assert errors == ["ShapeCatalog version is unknown", "explore: HTTP 500"]
 
 
 async def test_non_json_health_recorded(mocked: aioresponses) -> None:

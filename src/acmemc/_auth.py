@@ -65,9 +65,11 @@ def decode_jwt_payload(token: str) -> dict[str, Any] | None:
 class TokenProvider:
     """Fetches and caches the access token of one connection.
 
-    Concurrent callers of :meth:`get` share one request to the token endpoint.
-    :meth:`invalidate` drops a token that the API rejected, so that the next
-    :meth:`get` fetches a new one.
+    Concurrent callers of :meth:`get` share one request to the token endpoint,
+    and its failure too: a token endpoint that times out is asked once, not
+    once per waiting caller. :meth:`invalidate` drops a token that the API
+    rejected, so that the next :meth:`get` fetches a new one. :meth:`close`
+    cancels a request still under way.
     """
 
     def __init__(self, connection: Connection, secrets: Mapping[str, str], post_form: PostForm) -> None:
@@ -75,7 +77,7 @@ class TokenProvider:
         self._secrets = secrets
         self._post_form = post_form
         self._token: AccessToken | None = None
-        self._lock = asyncio.Lock()
+        self._fetching: asyncio.Task[AccessToken] | None = None
         self.requests_sent = 0
 
     @property
@@ -86,13 +88,27 @@ class TokenProvider:
         token = self._token
         if token is not None and token.is_fresh(time.monotonic()):
             return token
-        async with self._lock:
-            # Another task may have fetched a token while this one waited.
-            token = self._token
-            if token is None or not token.is_fresh(time.monotonic()):
-                token = await self._fetch()
-                self._token = token
+        if self._fetching is None:
+            self._fetching = asyncio.create_task(self._fetch_and_store())
+            # Retrieve the outcome even if every caller was cancelled meanwhile,
+            # so that asyncio does not log "exception was never retrieved".
+            self._fetching.add_done_callback(lambda task: task.cancelled() or task.exception())
+        # Shielded: a cancelled caller must not cancel the request that others wait for.
+        return await asyncio.shield(self._fetching)
+
+    async def close(self) -> None:
+        task, self._fetching = self._fetching, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _fetch_and_store(self) -> AccessToken:
+        try:
+            token = await self._fetch()
+            self._token = token
             return token
+        finally:
+            self._fetching = None
 
     def invalidate(self, token: AccessToken) -> None:
         if self._token is token:

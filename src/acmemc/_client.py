@@ -109,6 +109,8 @@ class Client:
         self._tokens = TokenProvider(self.connection, secrets, self._post_form)
 
     async def close(self) -> None:
+        if self._tokens is not None:
+            await self._tokens.close()
         session, self._session = self._session, None
         if session is not None:
             await session.close()

@@ -249,6 +249,13 @@ def _findings(
                 f"{name} {version} is older than {TARGET_VERSION}, the release acmemc targets; "
                 "some functions may not work.",
             )
+    names = {"build": "DataIntegration", "explore": "Explore", "shapes": "ShapeCatalog"}
+    for component, name in names.items():
+        state = data[component]["healthy"]
+        if errors[component] is None and state != "UP":
+            # The endpoints answered, but the component reports that it is not well.
+            what = "version is unknown" if component == "shapes" else f"health is {state}"
+            yield Finding("error", f"{name} {what}")
     summaries = {component: error.summary for component, error in errors.items() if error is not None}
     if len(summaries) > 1 and len(set(summaries.values())) == 1:
         # One cause for every component, such as a rejected token: say it once.
