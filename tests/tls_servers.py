@@ -182,3 +182,78 @@ class HandshakeServer:
                 self.handshake_errors.append(str(error))
             finally:
                 connection.close()
+
+
+class BlockingHTTPSServer:
+    """An HTTPS server on loopback in a thread, for cases where TLS alerts must reach the client.
+
+    Each connection gets a handshake and, if it succeeds, a ``204 No Content``
+    response to the first request. A failed handshake (for example a missing
+    client certificate) is followed by a lingering close: the server reads until
+    the client closes, so the alert OpenSSL sent is not lost to a connection
+    reset. asyncio's server in Python 3.11 sends no alert at all (see
+    :class:`HandshakeServer`). ``handshake_errors`` lists the server-side errors.
+    """
+
+    def __init__(self, context: ssl.SSLContext, host: str = "127.0.0.1") -> None:
+        self._context = context
+        self.host = host
+        self._listener = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self._listener.settimeout(0.05)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="blocking-https-server", daemon=True)
+        self.port: int = self._listener.getsockname()[1]
+        self.handshake_errors: list[str] = []
+        self.requests: list[str] = []
+
+    @property
+    def base_uri(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
+
+    def __enter__(self) -> BlockingHTTPSServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            connection.settimeout(5)
+            # A second descriptor keeps the TCP connection open after the TLS socket closes on an error.
+            raw = connection.dup()
+            try:
+                self._answer(connection)
+            except (ssl.SSLError, OSError) as error:
+                self.handshake_errors.append(str(error))
+                _drain(raw)
+            finally:
+                connection.close()
+                raw.close()
+
+    def _answer(self, connection: socket.socket) -> None:
+        with self._context.wrap_socket(connection, server_side=True) as tls:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                data = tls.recv(4096)
+                if not data:
+                    return
+                request += data
+            self.requests.append(request.split(b"\r\n", 1)[0].decode("ascii", errors="replace"))
+            tls.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+def _drain(raw: socket.socket) -> None:
+    raw.settimeout(2)
+    try:
+        while raw.recv(4096):
+            pass
+    except OSError:
+        pass

@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     from ._errors import (
         AcmemcError,
         AuthenticationError,
+        BundleWriteError,
         CABundleError,
+        ClientCertificateError,
         ConfigurationError,
         ConnectError,
         CredentialProcessError,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from ._fleet import DEFAULT_CONCURRENCY, ConnectionResult, run_each
     from ._sandbox import Sandbox, SandboxDeployment
     from ._status import CertificateInfo, DeploymentStatus, Finding, fetch_status
+    from ._inspect import TLSInspection, inspect_connection, inspect_each
     from ._tls import SSLContextCache, TrustSettings
 
 # The public names and the private module that defines each. They are imported
@@ -88,6 +91,11 @@ _MODULES = {
     "DeploymentStatus": "_status",
     "Finding": "_status",
     "fetch_status": "_status",
+    "BundleWriteError": "_errors",
+    "TLSInspection": "_inspect",
+    "inspect_connection": "_inspect",
+    "inspect_each": "_inspect",
+    "ClientCertificateError": "_errors",
     "SSLContextCache": "_tls",
     "TrustSettings": "_tls",
 }
@@ -110,9 +118,11 @@ __all__ = [
     "AccessToken",
     "AcmemcError",
     "AuthenticationError",
+    "BundleWriteError",
     "CABundleError",
     "CertificateInfo",
     "Client",
+    "ClientCertificateError",
     "ConfigFile",
     "ConfigurationError",
     "ConnectError",
@@ -134,6 +144,7 @@ __all__ = [
     "SandboxDeployment",
     "Setting",
     "Source",
+    "TLSInspection",
     "TLSVerificationError",
     "TrustSettings",
     "__version__",
@@ -141,6 +152,8 @@ __all__ = [
     "decode_jwt_payload",
     "default_config_path",
     "fetch_status",
+    "inspect_connection",
+    "inspect_each",
     "parse_config",
     "read_config",
     "resolve_connection",

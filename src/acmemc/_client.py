@@ -94,8 +94,18 @@ class Client:
             return
         # The CA bundle is checked first: it has no side effects, and a broken
         # bundle must fail before any credential process runs or request is sent.
-        ssl_context = self._ssl_contexts.context_for(self.connection)
+        # Only a client key whose password a process prints must wait for it.
+        password_from_process = (
+            self.connection.client_certificate is not None
+            and "SSL_CLIENT_KEY_PASSWORD" in self.connection.secret_processes
+        )
+        if not password_from_process:
+            ssl_context = self._ssl_contexts.context_for(self.connection)
         secrets, header_values = await self._run_credential_processes()
+        if password_from_process:
+            ssl_context = self._ssl_contexts.context_for(
+                self.connection, client_key_password=secrets["SSL_CLIENT_KEY_PASSWORD"]
+            )
 
         headers = {"User-Agent": USER_AGENT}
         for header in self.connection.custom_headers:

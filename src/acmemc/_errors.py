@@ -6,7 +6,9 @@ connections can report each failure on one line. The hierarchy::
     AcmemcError
     ├── ConfigurationError            the config file, a key or a value is invalid
     │   ├── CABundleError             REQUESTS_CA_BUNDLE is missing, empty or not PEM
+    │   ├── ClientCertificateError    SSL_CLIENT_CERT or SSL_CLIENT_KEY cannot be used
     │   └── CredentialProcessError    an *_PROCESS command failed or printed nothing
+    ├── BundleWriteError              `tls bundle` could not write the CA bundle file
     └── RequestError                  a request to a deployment failed
         ├── ConnectError              the host could not be reached
         │   └── TLSVerificationError  its certificate did not verify
@@ -24,7 +26,9 @@ from __future__ import annotations
 __all__ = [
     "AcmemcError",
     "AuthenticationError",
+    "BundleWriteError",
     "CABundleError",
+    "ClientCertificateError",
     "ConfigurationError",
     "ConnectError",
     "CredentialProcessError",
@@ -70,6 +74,25 @@ class ConfigurationError(AcmemcError):
 
 class CABundleError(ConfigurationError):
     """The CA bundle (``REQUESTS_CA_BUNDLE``) cannot be used."""
+
+    def __init__(self, message: str, *, connection: str | None = None, path: str) -> None:
+        super().__init__(message, connection=connection)
+        self.path = path
+
+
+class ClientCertificateError(ConfigurationError):
+    """The client certificate or its key (``SSL_CLIENT_CERT``, ``SSL_CLIENT_KEY``) cannot be used.
+
+    ``path`` is the file at fault. The message never contains the key's password.
+    """
+
+    def __init__(self, message: str, *, connection: str | None = None, path: str) -> None:
+        super().__init__(message, connection=connection)
+        self.path = path
+
+
+class BundleWriteError(AcmemcError):
+    """The CA bundle file could not be written; ``path`` is the file that was to be written."""
 
     def __init__(self, message: str, *, connection: str | None = None, path: str) -> None:
         super().__init__(message, connection=connection)

@@ -24,6 +24,7 @@ from .admin import admin_group
 from .config import config_group
 from .graph import graph_group
 from .sandbox import sandbox_group
+from .tls import tls_group
 
 __all__ = ["cli", "main"]
 
@@ -126,6 +127,7 @@ cli.add_command(admin_group)
 cli.add_command(config_group)
 cli.add_command(graph_group)
 cli.add_command(sandbox_group)
+cli.add_command(tls_group)
 
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
