@@ -316,6 +316,8 @@ async def test_expired_certificate_reason(ca: trustme.CA, start_server: StartSer
 
     assert "expired" in error.reason
     assert error.reason in str(error)
+    assert "renew the server certificate" in str(error)
+    assert "REQUESTS_CA_BUNDLE" not in str(error)
 
 
 async def test_not_yet_valid_certificate_reason(ca: trustme.CA, start_server: StartServer, tmp_path: Path) -> None:
@@ -349,6 +351,7 @@ async def test_host_name_mismatch_reason(ca: trustme.CA, start_server: StartServ
 
     assert "host name" in error.reason
     assert error.host == f"localhost:{server.port}"
+    assert "reissue the certificate" in str(error)
 
 
 async def test_missing_intermediate_reason(ca: trustme.CA, start_server: StartServer, tmp_path: Path) -> None:

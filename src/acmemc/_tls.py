@@ -485,6 +485,13 @@ def describe_verification_error(error: ssl.SSLCertVerificationError, *, anchors:
     return f"verification failed ({message})"
 
 
+# OpenSSL X509_V_ERR_* codes whose fix is not another CA bundle.
+X509_V_ERR_CERT_NOT_YET_VALID = 9
+X509_V_ERR_CERT_HAS_EXPIRED = 10
+X509_V_ERR_HOSTNAME_MISMATCH = 62
+X509_V_ERR_IP_ADDRESS_MISMATCH = 64
+
+
 def verification_error(
     error: ssl.SSLCertVerificationError, *, connection: Connection, host: str, url: str
 ) -> TLSVerificationError:
@@ -505,6 +512,18 @@ def verification_error(
             "(`acmemc tls bundle` writes one), or SSL_VERIFY=false for testing only."
         )
         anchors = str(connection.ca_bundle)
+    # A trusted certificate that is out of date or names another host needs no
+    # other bundle: the certificate, the clock or the URL must change.
+    if error.verify_code in (X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED):
+        fix = (
+            "Fix: renew the server certificate, or correct this machine's clock if it is wrong; "
+            "SSL_VERIFY=false for testing only."
+        )
+    elif error.verify_code in (X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH):
+        fix = (
+            "Fix: use a host name the certificate names in CMEM_BASE_URI (see `acmemc tls inspect`), "
+            "or reissue the certificate for this name; SSL_VERIFY=false for testing only."
+        )
     return TLSVerificationError(
         f"TLS certificate of {host} did not verify: {reason}; {trust.describe_anchors()}. {fix}",
         connection=connection.name,
