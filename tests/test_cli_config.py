@@ -414,10 +414,63 @@ BASE = f"[prod]\nOAUTH_CLIENT_SECRET = {SECRET}\n"
 async def test_bad_config_exit(text: str, args: list[str], env: dict[str, str] | None, tmp_path: Path) -> None:
     path = write_config(tmp_path, text)
 
-    result = await invoke(["--config-file", str(path), *args, "config", "get", "CMEM_BASE_URI"], env=env)
+    # graph list checks the credentials too; every config here fails before any request.
+    result = await invoke(["--config-file", str(path), *args, "graph", "list"], env=env)
 
     assert result.exit_code == 2
     assert result.stdout == ""
     assert_one_line_error(result)
     assert "Fix:" in result.stderr
     assert SECRET not in result.output
+
+
+async def test_get_without_secret(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[prod]\nCMEM_BASE_URI = https://127.0.0.1:1\n")
+
+    result = await invoke(["--config-file", str(path), "-c", "prod", "config", "get", "DP_API_ENDPOINT"])
+
+    assert result.exit_code == 0
+    assert result.stdout == "https://127.0.0.1:1/dataplatform\n"
+
+
+async def test_environment_secret_ignored_hint(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[prod]\nCMEM_BASE_URI = https://127.0.0.1:1\n")
+
+    result = await invoke(["--config-file", str(path), "-c", "prod", "graph", "list"], env={"OAUTH_CLIENT_SECRET": SECRET})
+
+    assert result.exit_code == 2
+    assert "OAUTH_CLIENT_SECRET in the environment does not apply to a named connection" in result.stderr
+    assert SECRET not in result.output
+
+
+async def test_no_connection_selected_names_sections(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[prod]\n[test]\n")
+
+    result = await invoke(["--config-file", str(path), "graph", "list"])
+
+    assert result.exit_code == 2
+    assert "no connection selected" in result.stderr
+    assert "-c NAME (prod, test)" in result.stderr
+
+
+async def test_missing_default_file_named(tmp_path: Path) -> None:
+    result = await invoke(["-c", "prod", "graph", "list"], env={"XDG_CONFIG_HOME": str(tmp_path)})
+
+    assert result.exit_code == 2
+    assert f"there is no config file at {tmp_path / 'cmemc' / 'config.ini'}" in result.stderr
+
+
+async def test_misspelt_key_warns(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[prod]\nCMEM_BASE_URL = https://127.0.0.1:1\n")
+
+    result = await invoke(["--config-file", str(path), "-c", "prod", "config", "get", "CMEM_BASE_URI"])
+
+    assert "CMEM_BASE_URL" in result.stderr
+    assert "did you mean CMEM_BASE_URI?" in result.stderr
+
+
+@pytest.mark.parametrize("timeout", ["inf", "nan", "0", "-1"])
+async def test_invalid_timeout_exits_2(timeout: str) -> None:
+    result = await invoke(["--timeout", timeout, "config", "list"])
+
+    assert result.exit_code == 2

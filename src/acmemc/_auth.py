@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._config import Connection
+from ._config import Connection, credentials_problem
 from ._errors import AuthenticationError, InvalidResponseError
 
 __all__ = ["AccessToken", "TokenProvider", "decode_jwt_payload"]
@@ -116,6 +116,10 @@ class TokenProvider:
 
     async def _fetch(self) -> AccessToken:
         connection = self._connection
+        # A connection resolved without the credentials check fails here, before any request.
+        problem = credentials_problem(connection)
+        if problem is not None:
+            raise problem
         if connection.grant_type == "prefetched_token":
             return _prefetched(self._secrets["OAUTH_ACCESS_TOKEN"])
 

@@ -43,6 +43,7 @@ __all__ = [
     "Setting",
     "Source",
     "build_connection",
+    "credentials_problem",
     "default_config_path",
     "is_secret_key",
     "parse_config",
@@ -144,6 +145,8 @@ class ConfigFile:
     path: Path | None
     sections: Mapping[str, Mapping[str, str]]
     defaults: Mapping[str, str]
+    #: The default location that was looked at and does not exist, if that is why ``path`` is None.
+    missing: Path | None = None
 
     @property
     def connection_names(self) -> list[str]:
@@ -151,7 +154,12 @@ class ConfigFile:
         return sorted(self.sections, key=str.casefold)
 
     def describe(self) -> str:
-        return str(self.path) if self.path is not None else "no config file"
+        """Name the configuration for messages: its file, the missing default file, or the settings given in code."""
+        if self.path is not None:
+            return str(self.path)
+        if self.missing is not None:
+            return f"{self.missing} (not found)"
+        return "the settings given in code"
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,8 @@ class Connection:
     # SSL_CLIENT_CERT and SSL_CLIENT_KEY as absolute paths; the key may be inside the certificate file.
     client_certificate: Path | None = None
     client_key: Path | None = None
+    #: Known keys set in the environment that a named connection ignores (names only).
+    ignored_environment: tuple[str, ...] = ()
 
     @property
     def is_named(self) -> bool:
@@ -214,7 +224,7 @@ class Connection:
 
 
 def _describe(setting: Setting, name: str, config_path: Path | None) -> str:
-    where = config_path if config_path is not None else "the config text"
+    where = config_path if config_path is not None else "the settings given in code"
     if setting.source is Source.SECTION:
         return f"section [{name}] of {where}"
     if setting.source is Source.DEFAULT_SECTION:
@@ -304,7 +314,9 @@ async def read_config(path: str | os.PathLike[str] | None = None) -> ConfigFile:
             text = await file.read()
     except FileNotFoundError:
         if not explicit:
-            return ConfigFile(path=None, sections=MappingProxyType({}), defaults=MappingProxyType({}))
+            return ConfigFile(
+                path=None, sections=MappingProxyType({}), defaults=MappingProxyType({}), missing=config_path
+            )
         raise ConfigurationError(
             f"config file {config_path} not found. "
             "Fix: check --config-file or CMEMC_CONFIG_FILE, or create the file."
@@ -355,6 +367,8 @@ def resolve_connection(
     config: ConfigFile,
     name: str | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    check_credentials: bool = True,
 ) -> Connection:
     """Resolve one connection into a frozen :class:`Connection`.
 
@@ -364,9 +378,16 @@ def resolve_connection(
     decide whether ``os.environ`` applies.
 
     Raises :class:`ConfigurationError` naming the key, its value, where it was
-    set, and the fix.
+    set, and the fix. With ``check_credentials=False`` a missing secret is not an
+    error yet, for work that needs no token (``config get``, ``tls inspect``);
+    the client raises it when it first needs the token.
     """
     environ = environ or {}
+    if name is not None and config.missing is not None:
+        raise ConfigurationError(
+            f"connection {name!r} not found: there is no config file at {config.missing}. "
+            "Fix: create it, or name one with --config-file or CMEMC_CONFIG_FILE."
+        )
     if name is not None and name not in config.sections:
         known = ", ".join(config.connection_names) or "none"
         raise ConfigurationError(
@@ -375,11 +396,50 @@ def resolve_connection(
         )
     settings = _collect_settings(config, name, environ)
     display_name = name if name is not None else DEFAULT_CONNECTION_NAME
-    connection = _build_connection(display_name, config.path, settings, environ)
+    # With a named connection, the known keys of the environment do not apply.
+    ignored_environment = tuple(key for key in KNOWN_KEYS if key in environ) if name is not None else ()
+    connection = _build_connection(display_name, config.path, settings, environ, ignored_environment)
     if logger.isEnabledFor(logging.DEBUG):
         for key in ordered_keys(connection.settings):
             logger.debug("%s", describe_setting(key, connection.settings[key]), extra={"connection": display_name})
+        for key in ignored_environment:
+            logger.debug(
+                "%s in the environment is ignored: a named connection uses its section and [DEFAULT]",
+                key,
+                extra={"connection": display_name},
+            )
+    _warn_unknown_keys(config, name, display_name)
+    if check_credentials:
+        problem = credentials_problem(connection)
+        if problem is not None:
+            raise problem
     return connection
+
+
+def _warn_unknown_keys(config: ConfigFile, name: str | None, display_name: str) -> None:
+    """Warn about a key that is probably a misspelt known key, such as CMEM_BASE_URL.
+
+    Other unknown keys are allowed: cmemc hands every key of a section to
+    credential processes, so a section may carry keys for them.
+    """
+    import difflib
+
+    own = dict(config.defaults)
+    if name is not None:
+        own.update(config.sections[name])
+    for key in own:
+        if _is_known(key) or key.startswith(CUSTOM_HEADER_PREFIX) or key in (NO_WARNING_KEY, CONNECTION_KEY):
+            continue
+        close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.85)
+        if close:
+            logger.warning(
+                "connection %r: %s in %s is not a known key; did you mean %s?",
+                display_name,
+                key,
+                config.describe(),
+                close[0],
+                extra={"connection": display_name},
+            )
 
 
 def ordered_keys(settings: Mapping[str, Setting]) -> list[str]:
@@ -442,7 +502,11 @@ def _collect_settings(config: ConfigFile, name: str | None, environ: Mapping[str
 
 
 def _build_connection(
-    name: str, config_path: Path | None, settings: dict[str, Setting], environ: Mapping[str, str]
+    name: str,
+    config_path: Path | None,
+    settings: dict[str, Setting],
+    environ: Mapping[str, str],
+    ignored_environment: tuple[str, ...],
 ) -> Connection:
     def fail(key: str, problem: str, fix: str) -> ConfigurationError:
         setting = settings[key]
@@ -503,7 +567,6 @@ def _build_connection(
 
     process_environment = _process_environment(settings, environ)
     secrets, secret_processes = _resolve_secrets(name, settings, process_environment, fail)
-    _check_required_secrets(grant_type, settings, secrets, secret_processes, name, config_path)
     user = settings["OAUTH_USER"].value if "OAUTH_USER" in settings else None
     custom_headers = _custom_headers(settings, process_environment, fail)
     warning = settings.get(NO_WARNING_KEY, Setting("false", Source.BUILTIN)).value.strip().lower() != "true"
@@ -531,6 +594,7 @@ def _build_connection(
         trust_store=trust_store,
         client_certificate=client_certificate,
         client_key=client_key,
+        ignored_environment=ignored_environment,
     )
 
 
@@ -647,38 +711,42 @@ def _resolve_secrets(
     return secrets, processes
 
 
-def _check_required_secrets(
-    grant_type: str,
-    settings: Mapping[str, Setting],
-    secrets: Mapping[str, str],
-    processes: Mapping[str, tuple[str, ...]],
-    name: str,
-    config_path: Path | None,
-) -> None:
-    where = f"section [{name}] of {config_path}" if name != DEFAULT_CONNECTION_NAME else "the environment and [DEFAULT]"
-    if config_path is None:
-        where = "the config text" if name != DEFAULT_CONNECTION_NAME else "the environment"
-    required = {
-        "client_credentials": ("OAUTH_CLIENT_SECRET",),
-        "password": ("OAUTH_PASSWORD",),
-        "prefetched_token": ("OAUTH_ACCESS_TOKEN",),
-    }[grant_type]
-    if grant_type == "password" and not settings.get("OAUTH_USER", Setting("", Source.BUILTIN)).value:
-        raise ConfigurationError(
-            f"OAUTH_USER is missing from {where}, but OAUTH_GRANT_TYPE=password needs it. Fix: set OAUTH_USER.",
+def credentials_problem(connection: Connection) -> ConfigurationError | None:
+    """Return the error for a credential that the grant type needs and the connection lacks, or ``None``."""
+    name = connection.name
+    if connection.config_path is not None and connection.is_named:
+        where = f"section [{name}] of {connection.config_path}"
+    elif connection.is_named:
+        where = "the settings given in code"
+    else:
+        where = "the environment and [DEFAULT]"
+
+    def ignored(key: str) -> str:
+        if key in connection.ignored_environment:
+            return f" ({key} in the environment does not apply to a named connection; put it into its section)"
+        return ""
+
+    if connection.grant_type == "password" and not connection.user:
+        return ConfigurationError(
+            f"OAUTH_USER is missing from {where}, but OAUTH_GRANT_TYPE=password needs it{ignored('OAUTH_USER')}. "
+            "Fix: set OAUTH_USER.",
             connection=name,
         )
-    for key in required:
-        if key in secrets or key in processes:
-            continue
-        hint = ""
-        if key + PROCESS_SUFFIX in settings and name == DEFAULT_CONNECTION_NAME:
-            hint = f" ({key}{PROCESS_SUFFIX} only runs for a named connection: select one with -c NAME)"
-        raise ConfigurationError(
-            f"{key} is missing from {where}, but OAUTH_GRANT_TYPE={grant_type} needs it{hint}. "
-            f"Fix: set {key} or {key}{PROCESS_SUFFIX}; acmemc has no built-in secrets.",
-            connection=name,
-        )
+    key = {
+        "client_credentials": "OAUTH_CLIENT_SECRET",
+        "password": "OAUTH_PASSWORD",
+        "prefetched_token": "OAUTH_ACCESS_TOKEN",
+    }[connection.grant_type]
+    if key in connection.secrets or key in connection.secret_processes:
+        return None
+    hint = ignored(key)
+    if key + PROCESS_SUFFIX in connection.settings and not connection.is_named:
+        hint = f" ({key}{PROCESS_SUFFIX} only runs for a named connection: select one with -c NAME)"
+    return ConfigurationError(
+        f"{key} is missing from {where}, but OAUTH_GRANT_TYPE={connection.grant_type} needs it{hint}. "
+        f"Fix: set {key} or {key}{PROCESS_SUFFIX}; acmemc has no built-in secrets.",
+        connection=name,
+    )
 
 
 def _custom_headers(

@@ -69,7 +69,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix":
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    callback=lambda ctx, param, value: _finite(value),
     default=10.0,
     show_default=True,
     help="Seconds a request may take, from sending it to reading the whole response.",
@@ -101,7 +102,7 @@ async def cli(
 
     \b
     Exit status: 0 when every connection succeeded, 1 when any failed,
-    2 for usage and configuration errors.
+    2 for usage and configuration errors, 130 when interrupted.
 
     \b
     Shell completion (connection names, commands, options and keys):
@@ -128,6 +129,13 @@ cli.add_command(config_group)
 cli.add_command(graph_group)
 cli.add_command(sandbox_group)
 cli.add_command(tls_group)
+
+
+def _finite(value: float) -> float:
+    # FloatRange lets "nan" through, because every comparison with it is false.
+    if value != value:
+        raise click.BadParameter("nan is not a number of seconds.")
+    return value
 
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C

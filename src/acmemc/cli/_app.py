@@ -122,6 +122,12 @@ class App:
                 )
             names.extend(matched)
         if self.multiple:
+            if not names and config.missing is not None:
+                raise CLIError(
+                    f"there is no config file at {config.missing}, so there are no connections to run on. "
+                    "Fix: create it, or name one with --config-file or CMEMC_CONFIG_FILE.",
+                    EXIT_CONFIGURATION,
+                )
             if not names:
                 raise CLIError(
                     f"{config.describe()} has no connections. Fix: add a [NAME] section for each deployment.",
@@ -133,24 +139,36 @@ class App:
 
         default_name = selected_connection_name(config, self.environ)
         if default_name is not None and default_name not in config.sections:
-            raise CLIError(str(resolve_error(config, default_name)) + " (selected by CMEMC_CONNECTION)", EXIT_CONFIGURATION)
+            message = str(resolve_error(config, default_name)).replace(
+                f"connection {default_name!r} not found", f"connection {default_name!r}, selected by CMEMC_CONNECTION, not found", 1
+            )
+            raise CLIError(message, EXIT_CONFIGURATION)
         return [default_name]
 
-    async def select(self) -> Selection:
-        """Resolve the selected connections; invalid ones become errors of a run over several."""
+    async def select(self, *, check_credentials: bool = True) -> Selection:
+        """Resolve the selected connections; invalid ones become errors of a run over several.
+
+        ``check_credentials=False`` accepts a missing secret, for commands that
+        need no token.
+        """
         config = await self.config()
         connections: list[Connection] = []
         errors: list[ConfigurationError] = []
         for name in await self.selected_names():
             try:
-                connections.append(resolve_connection(config, name, self.environ))
+                connections.append(
+                    resolve_connection(config, name, self.environ, check_credentials=check_credentials)
+                )
             except ConfigurationError as error:
-                if not self.multiple:
+                if self.multiple:
+                    errors.append(error)
+                elif name is None and config.sections:
+                    raise CLIError(_no_connection_selected(config, error), EXIT_CONFIGURATION) from None
+                else:
                     raise CLIError(str(error), EXIT_CONFIGURATION) from None
-                errors.append(error)
         return Selection(connections, errors, self.multiple)
 
-    async def single(self) -> Connection:
+    async def single(self, *, check_credentials: bool = True) -> Connection:
         """Resolve the one connection that a single-connection command uses."""
         if self.multiple:
             raise CLIError(
@@ -158,7 +176,7 @@ class App:
                 "Fix: drop --all-connections, --match and extra -c options.",
                 EXIT_CONFIGURATION,
             )
-        selection = await self.select()
+        selection = await self.select(check_credentials=check_credentials)
         return selection.connections[0]
 
     def warn_ssl_verify_disabled(self, connections: list[Connection]) -> None:
@@ -279,6 +297,18 @@ class Progress:
 
     def clear(self) -> None:
         click.echo("\r\x1b[K", err=True, nl=False)
+
+
+def _no_connection_selected(config: ConfigFile, error: ConfigurationError) -> str:
+    """Explain a failed unnamed connection when the config file has sections the user could have named."""
+    names = config.connection_names
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    cause = error.message.split(" Fix: ", 1)[0].rstrip(".")
+    return (
+        f"no connection selected, and the environment and [DEFAULT] describe no usable one ({cause}). "
+        f"Fix: select a connection of {config.describe()} with -c NAME ({shown}), "
+        "all of them with --all-connections, or one with CMEMC_CONNECTION."
+    )
 
 
 def resolve_error(config: ConfigFile, name: str) -> AcmemcError:

@@ -24,6 +24,8 @@ def config_group() -> None:
 async def list_command(app: App) -> None:
     """List the connections of the config file, sorted by name."""
     config = await app.config()
+    if config.missing is not None:
+        app.hint(f"No config file at {config.missing}; create it, or name one with --config-file.")
     for name in config.connection_names:
         click.echo(name)
 
@@ -37,7 +39,7 @@ async def get_command(app: App, key: str) -> None:
     KEY is one of the known keys, for example CMEM_BASE_URI or OAUTH_TOKEN_URI.
     The exit status is 1 when the key is not used. Secrets are never printed.
     """
-    connection = await app.single()
+    connection = await app.single(check_credentials=False)
     setting = connection.settings.get(key)
     if setting is None:
         raise CLIError(f"connection {connection.name!r}: {key} is not set.", EXIT_FAILED)
@@ -60,7 +62,7 @@ async def eval_command(app: App, unset: bool) -> None:
     the output is safe to evaluate in a POSIX shell whatever they contain.
     Secrets are left out: a comment names each one that is skipped.
     """
-    connection = await app.single()
+    connection = await app.single(check_credentials=False)
     for key in ordered_keys(connection.settings):
         if not SHELL_NAME.match(key):
             click.echo(f"# {_comment(key)} skipped: not a valid shell variable name")

@@ -50,7 +50,7 @@ async def inspect_command(app: App, raw: bool) -> None:
     """
     from .._inspect import inspect_each
 
-    selection = await app.select()
+    selection = await app.select(check_credentials=False)
     results = [
         result
         async for result in inspect_each(selection.connections, concurrency=app.jobs, timeout=app.timeout)
@@ -337,7 +337,7 @@ async def _bundle_connection(app: App, url: str | None) -> Connection | None:
         if app.all_connections or app.match_patterns:
             raise CLIError("--url fetches from one server; drop --all-connections and --match.", EXIT_CONFIGURATION)
         return None
-    return await app.single()
+    return await app.single(check_credentials=False)
 
 
 def _print_chain(
