@@ -196,7 +196,8 @@ async def test_status_invalid_connection_exits_2(sandbox: Sandbox) -> None:
 
     assert result.exit_code == 2
     assert "connection 'broken': SSL_VERIFY 'maybe'" in result.stderr
-    assert len(table_rows(result.stdout)) == 4
+    names = [row[0] for row in table_rows(result.stdout)[1:] if row[0]]
+    assert names == ["broken", "sandbox-01", "sandbox-02", "sandbox-03"]
 
 
 async def test_token_single(sandbox: Sandbox) -> None:
@@ -313,3 +314,32 @@ async def test_status_outdated_single_warnings(tmp_path: Path) -> None:
     assert "Warning: Explore v24.1.0 is older than v25.3.0" in never.stderr
     assert "Warning: ShapeCatalog v25.3.0 differs from Explore v24.1.0" in never.stderr
     assert always.exit_code == 1
+
+
+async def test_status_invalid_connection_in_every_format(sandbox: Sandbox) -> None:
+    add_section(sandbox, "[broken]\nSSL_VERIFY=maybe\nOAUTH_CLIENT_SECRET=x\n")
+    add_section(sandbox, "[no-bundle]\nREQUESTS_CA_BUNDLE=/nonexistent/ca.pem\nOAUTH_CLIENT_SECRET=x\n")
+
+    table = await run(sandbox, "-A", "admin", "status")
+    key = await run(sandbox, "-A", "admin", "status", "--key", "overall.healthy")
+    csv_output = await run(sandbox, "-A", "admin", "status", "--output", "csv")
+    ndjson = await run(sandbox, "-A", "admin", "status", "--output", "ndjson")
+
+    rows = {row[0]: row for row in table_rows(table.stdout)[1:]}
+    assert rows["broken"][1] == "DOWN"
+    assert rows["no-bundle"][1] == "DOWN"
+    assert "broken\tDOWN" in key.stdout.splitlines()
+    assert "no-bundle\tDOWN" in key.stdout.splitlines()
+    assert len(key.stdout.splitlines()) == 5
+    assert len(csv_output.stdout.splitlines()) == 6
+    assert len(ndjson.stdout.splitlines()) == 5
+    assert table.stderr.count("connection 'broken'") == 1
+    assert table.exit_code == 2
+
+
+async def test_status_csv_columns(sandbox: Sandbox) -> None:
+    result = await run(sandbox, "-c", "sandbox-01", "admin", "status", "--output", "csv")
+
+    header, row = result.stdout.splitlines()
+    assert header.split(",")[:4] == ["connection", "status", "explore_version", "explore_status"]
+    assert row.split(",")[:4] == ["sandbox-01", "UP", "v25.3.0", "UP"]

@@ -98,6 +98,8 @@ class Finding:
 
     level: Literal["warning", "error"]
     message: str
+    #: The whole error message with its fix, where the finding summarizes a failed call.
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -256,13 +258,15 @@ def _findings(
             # The endpoints answered, but the component reports that it is not well.
             what = "version is unknown" if component == "shapes" else f"health is {state}"
             yield Finding("error", f"{name} {what}")
-    summaries = {component: error.summary for component, error in errors.items() if error is not None}
+    failed = {component: error for component, error in errors.items() if error is not None}
+    summaries = {component: error.summary for component, error in failed.items()}
     if len(summaries) > 1 and len(set(summaries.values())) == 1:
         # One cause for every component, such as a rejected token: say it once.
-        yield Finding("error", next(iter(summaries.values())))
+        first = next(iter(failed.values()))
+        yield Finding("error", first.summary, first.message)
     else:
-        for component, summary in summaries.items():
-            yield Finding("error", f"{component}: {summary}")
+        for component, error in failed.items():
+            yield Finding("error", f"{component}: {error.summary}", f"{component}: {error.message}")
 
     info = data["explore"].get("info", {})
     if info.get("workspaceConfiguration", {}).get("workspacesToMigrate"):

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import asyncclick as click
 
-from .._errors import ConfigurationError
 from ._app import EXIT_CONFIGURATION, EXIT_FAILED, EXIT_OK, App, CLIError, error_record, output_option
 from ._table import STATE_COLORS, render_table
 
@@ -67,6 +66,7 @@ async def status_command(
     one row with overall health, component versions, response time and the
     server certificate: days until it expires and its issuer.
     """
+    from .._fleet import ConnectionResult
     from .._status import fetch_status
 
     selection = await app.select()
@@ -80,20 +80,25 @@ async def status_command(
 
     streaming = output == "ndjson" and not key
     results = await app.run_fleet(selection, operation, on_result=stream if streaming else None)
+    # A connection with an invalid configuration is a failed row in every format, like an unreachable one.
+    invalid: list[ConnectionResult[DeploymentStatus]] = [
+        ConnectionResult(str(error.connection), None, error, 0.0) for error in selection.errors
+    ]
+    if streaming:
+        for result in invalid:
+            stream(result)
+    results = sorted(results + invalid, key=lambda result: result.connection.casefold())
 
     if streaming:
-        for error in selection.errors:
-            click.echo(json.dumps({"connection": error.connection, "healthy": False, "error": error_record(error)}))
+        pass
     elif output == "csv" and not key:
         _print_status_csv(results)
     elif selection.multiple:
-        _print_status_multiple(
-            app, results, selection.errors, key=key, raw=raw or output == "json", enforce_table=enforce_table
-        )
+        _print_status_multiple(app, results, key=key, raw=raw or output == "json", enforce_table=enforce_table)
     else:
         _print_status_single(app, results[0], key=key, raw=raw or output == "json", enforce_table=enforce_table)
 
-    status = app.report_failures(results, selection.errors)
+    status = app.report_failures(results, [])
     if status == EXIT_CONFIGURATION:
         raise click.exceptions.Exit(EXIT_CONFIGURATION)
     statuses = [result.value for result in results if result.value is not None]
@@ -129,7 +134,7 @@ def _print_status_single(
     table = render_table(["Component", "Version", "Status"], rows, app.console_width(), _state_color)
     app.echo(table)
     click.echo(f"Status of {status.base_uri}".center(len(table.splitlines()[0])).rstrip())
-    _print_findings(app, status, prefix="")
+    _print_findings(app, status, prefix="", detailed=True)
 
 
 def _component(data: dict[str, Any], name: str) -> tuple[str, str]:
@@ -156,44 +161,44 @@ def _state_color(header: str, text: str) -> str | None:
 
 
 def _print_status_csv(results: list[ConnectionResult[DeploymentStatus]]) -> None:
-    columns = [
-        "connection", "healthy", "explore", "build", "shapes", "store",
-        "response_time_ms", "certificate_days_left", "certificate_issuer", "reason",
-    ]  # fmt: skip
+    components = ("explore", "build", "shapes", "store")
+    columns = ["connection", "status"]
+    columns += [f"{component}_{field}" for component in components for field in ("version", "status")]
+    columns += ["response_time_ms", "certificate_days_left", "certificate_issuer", "reason"]
     writer = csv.writer(click.get_text_stream("stdout"), lineterminator="\n")
     writer.writerow(columns)
     for result in results:
         status = result.value
         if status is None:
             summary = getattr(result.error, "summary", str(result.error))
-            writer.writerow([result.connection, "DOWN", "", "", "", "", "", "", "", summary])
+            writer.writerow([result.connection, "DOWN", *[""] * (len(columns) - 3), summary])
             continue
         certificate = status.certificate
-        writer.writerow(
-            [
-                result.connection,
-                status.data["overall"]["healthy"],
-                *(_component_cell(status.data, name) for name in ("EXPLORE", "BUILD", "SHAPES", "STORE")),
-                f"{status.response_time * 1000:.0f}",
-                f"{certificate.days_left():.0f}" if certificate else "",
-                certificate.issuer_name if certificate else "",
-                _reason(status),
-            ]
-        )
+        cells = [result.connection, status.data["overall"]["healthy"]]
+        for component in components:
+            cells += list(_component(status.data, component.upper()))
+        cells += [
+            f"{status.response_time * 1000:.0f}",
+            f"{certificate.days_left():.0f}" if certificate else "",
+            certificate.issuer_name if certificate else "",
+            _reason(status),
+        ]
+        writer.writerow(cells)
 
 
-def _print_findings(app: App, status: DeploymentStatus, prefix: str) -> None:
+def _print_findings(app: App, status: DeploymentStatus, prefix: str, *, detailed: bool = False) -> None:
+    """Print each finding on stderr; ``detailed`` prints the whole message of an error, with its fix."""
     for finding in status.findings:
+        message = finding.detail if detailed and finding.detail else finding.message
         if finding.level == "error":
-            app.error(f"{prefix}{finding.message}")
+            app.error(f"{prefix}{message}")
         else:
-            app.warning(f"{prefix}{finding.message}")
+            app.warning(f"{prefix}{message}")
 
 
 def _print_status_multiple(
     app: App,
     results: list[ConnectionResult[DeploymentStatus]],
-    errors: list[ConfigurationError],
     *,
     key: str | None,
     raw: bool,
@@ -202,18 +207,14 @@ def _print_status_multiple(
     from .._status import flatten
 
     if raw:
-        records = [_status_record(result) for result in results]
-        records += [{"connection": error.connection, "error": error_record(error)} for error in errors]
-        records.sort(key=lambda record: str(record["connection"]).casefold())
-        click.echo(json.dumps(records, indent=2))
+        click.echo(json.dumps([_status_record(result) for result in results], indent=2))
         return
 
     if key:
         rows = [
             [result.connection, row_key, value]
             for result in results
-            if result.value is not None
-            for row_key, value in flatten(result.value.data)
+            for row_key, value in flatten(_status_data(result))
             if key == "all" or row_key.startswith(key)
         ]
         per_connection = {row[0] for row in rows}
@@ -247,9 +248,16 @@ def _print_status_multiple(
     for result in results:
         if result.value is not None:
             _print_findings(app, result.value, prefix=f"connection {result.connection!r}: ")
-    down = sum(1 for row in table_rows if row[1] != "UP") + len(errors)
+    down = sum(1 for row in table_rows if row[1] != "UP")
     if down:
-        app.hint(f"{down} of {len(table_rows) + len(errors)} connections are not UP.")
+        app.hint(f"{down} of {len(table_rows)} connections are not UP.")
+
+
+def _status_data(result: ConnectionResult[DeploymentStatus]) -> dict[str, Any]:
+    """The status data of a connection; a connection that failed before any call is DOWN overall."""
+    if result.value is not None:
+        return result.value.data
+    return {"overall": {"healthy": "DOWN"}}
 
 
 def _status_record(result: ConnectionResult[DeploymentStatus]) -> dict[str, Any]:

@@ -143,6 +143,13 @@ def _graph_record(graph: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _csv_cell(value: object) -> object:
+    """Write booleans as JSON does, true and false, so that CSV and JSON read alike."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
 def _print_csv(graphs_by_connection: dict[str, list[dict[str, Any]]], *, multiple: bool) -> None:
     columns = ["iri", "type", "label", "writeable"]
     writer = csv.writer(click.get_text_stream("stdout"), lineterminator="\n")
@@ -150,7 +157,7 @@ def _print_csv(graphs_by_connection: dict[str, list[dict[str, Any]]], *, multipl
     for connection, graphs in graphs_by_connection.items():
         for graph in sorted(graphs, key=lambda graph: graph_label(graph).lower()):
             record = _graph_record(graph)
-            writer.writerow(([connection] if multiple else []) + [record[column] for column in columns])
+            writer.writerow(([connection] if multiple else []) + [_csv_cell(record[column]) for column in columns])
 
 
 def _sorted_iris(graphs: list[dict[str, Any]]) -> list[str]:
