@@ -343,3 +343,10 @@ async def test_status_csv_columns(sandbox: Sandbox) -> None:
     header, row = result.stdout.splitlines()
     assert header.split(",")[:4] == ["connection", "status", "explore_version", "explore_status"]
     assert row.split(",")[:4] == ["sandbox-01", "UP", "v25.3.0", "UP"]
+
+
+async def test_token_decode_and_ttl_exit_2(sandbox: Sandbox) -> None:
+    result = await CliRunner().invoke(cli, ["--config-file", str(sandbox.config_file), "-c", "sandbox-01", "admin", "token", "--decode", "--ttl"])
+
+    assert result.exit_code == 2
+    assert sandbox.token_requests["sandbox-01"] == 0

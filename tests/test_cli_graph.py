@@ -310,3 +310,12 @@ async def test_colour_codes_only_when_asked(sandbox: Sandbox) -> None:
     assert "\x1b[31mError:" in coloured.stderr
     assert "\x1b[" not in no_color.stderr
     assert "\x1b[" not in plain.stderr
+
+
+@pytest.mark.parametrize("extra", [["--raw"], ["--output", "json"], ["--output", "csv"]])
+async def test_id_only_conflicts_exit_2(sandbox: Sandbox, extra: list[str]) -> None:
+    result = await CliRunner().invoke(cli, [*config_args(sandbox), "-c", "sandbox-01", "graph", "list", "--id-only", *extra])
+
+    assert result.exit_code == 2
+    assert "--id-only" in result.stderr
+    assert sandbox.token_requests["sandbox-01"] == 0

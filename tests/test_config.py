@@ -604,7 +604,7 @@ def test_empty_secret_is_missing() -> None:
         ("[prod]\nA = 1\n[test]\n[prod]\n", 4, "[prod] appears twice"),
         ("[DEFAULT]\n[DEFAULT]\n", 2, "[DEFAULT] appears twice"),
         ("[prod]\nA = 1\nB = 2\nA = 3\n", 4, "key A appears twice in section [prod]"),
-        ("[prod\nA = 1\n", 1, "outside of a section"),
+        ("[prod\nA = 1\n", 1, "section header '[prod' has no closing ]"),
     ],
 )
 def test_syntax_error_message(text: str, line_number: int, expected: str, config_path: Path) -> None:

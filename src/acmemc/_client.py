@@ -281,14 +281,15 @@ class Client:
         except TimeoutError:
             raise RequestTimeoutError(
                 f"{method} {url} timed out after {self._timeout:g} s. "
-                "Fix: check that the deployment is up, or raise --timeout.",
+                "Fix: check that the deployment is up, or raise the timeout (acmemc --timeout SECONDS COMMAND ...).",
                 connection=self.connection.name,
                 url=url,
                 summary=f"timed out after {self._timeout:g} s",
             ) from None
         except aiohttp.ServerDisconnectedError:
+            hint = " An https:// port answers a plain http:// request this way: check the scheme." if url.startswith("http://") else ""
             raise RequestError(
-                f"{method} {url} failed: the server closed the connection without a response.",
+                f"{method} {url} failed: the server closed the connection without a response.{hint}",
                 connection=self.connection.name,
                 url=url,
                 summary="server closed the connection",

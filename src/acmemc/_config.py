@@ -273,6 +273,8 @@ def parse_config(text: str, path: Path | None) -> ConfigFile:
 def _describe_parser_error(error: configparser.Error, where: str) -> str:
     fix = "Fix: correct the file; each section starts with [NAME] and holds KEY=value lines."
     if isinstance(error, configparser.MissingSectionHeaderError):
+        if error.line.strip().startswith("["):
+            return f"config file {where}, line {error.lineno}: section header {_line_start(error.line)} has no closing ]. {fix}"
         return f"config file {where}, line {error.lineno}: {_line_start(error.line)} stands outside of a section. {fix}"
     if isinstance(error, configparser.DuplicateSectionError):
         return f"config file {where}, line {error.lineno}: section [{error.section}] appears twice. {fix}"
@@ -537,6 +539,8 @@ def _build_connection(
     )
     for key in URL_KEYS:
         problem = _url_problem(settings[key].value.strip())
+        if problem and "user name or password" in problem:
+            raise fail(key, problem, "remove the user name and password from the URL; acmemc authenticates with OAuth")
         if problem:
             raise fail(key, problem, "use an absolute http:// or https:// URL with a host name")
 
@@ -704,7 +708,7 @@ def _resolve_secrets(
         if argv is None:
             raise fail(
                 process_key,
-                "is not a command found in PATH nor a list such as [\"getpass.sh\", \"arg1\"] whose first item is",
+                "names no command found in PATH: give a command name or a list such as [\"getpass.sh\", \"arg1\"]",
                 "name an executable in PATH, or give its absolute path",
             )
         processes[key] = argv
@@ -770,7 +774,11 @@ def _custom_headers(
         if is_process:
             argv = parse_command(value, process_environment.get("PATH"))
             if argv is None:
-                raise fail(key, "is not a command found in PATH nor a list whose first item is", "name an executable in PATH")
+                raise fail(
+                    key,
+                    "names no command found in PATH: give a command name or a list such as [\"header.sh\", \"arg1\"]",
+                    "name an executable in PATH, or give its absolute path",
+                )
             headers.append(CustomHeader(name=header_name, key=key, process=argv))
         else:
             if "\n" in value or "\r" in value:

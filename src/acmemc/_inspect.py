@@ -306,7 +306,7 @@ async def _open(
     except TimeoutError:
         raise ConnectError(
             f"connecting to {endpoint.authority} timed out after {timeout:g} s. "
-            "Fix: check that the deployment is up, or raise --timeout.",
+            "Fix: check that the deployment is up, or raise the timeout (acmemc --timeout SECONDS COMMAND ...).",
             connection=connection,
             url=endpoint.url,
             summary=f"timed out after {timeout:g} s",

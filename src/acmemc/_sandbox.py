@@ -9,10 +9,13 @@ Single deployments can be made unhealthy, slow, outdated or given a certificate 
 expires soon, so that a check over many deployments gets mixed results.
 
 The servers listen on 127.0.0.1 only, on ephemeral ports, and the host cannot be
-changed. The certificate authority is created by ``trustme`` on every start and its
-private key exists only in memory, so ``ca.pem`` is throwaway and no client should
-trust it for anything else. The sandbox implements only the requests listed in
-:class:`Sandbox` and does not evaluate SPARQL queries.
+changed. The TLS setup is that of a small private PKI. On every start ``trustme``
+creates a root CA and an intermediate CA below it, and the intermediate issues the
+server certificates. Each server presents its certificate and the intermediate, and
+``ca.pem`` contains only the root, so clients verify through the intermediate that
+the server sends. The private keys exist only in memory, so ``ca.pem`` is throwaway
+and no client should trust it for anything else. The sandbox implements only the
+requests listed in :class:`Sandbox` and does not evaluate SPARQL queries.
 """
 
 from __future__ import annotations
@@ -64,9 +67,14 @@ _LICENSE_VALIDITY = timedelta(days=365)
 MAX_CERTIFICATE_DAYS = 3650
 """Limit of ``expiring`` days in either direction. cryptography 50 rejects certificate
 dates before 1950, and ten years stay far from that."""
-# trustme 1.2 makes certificates valid until 3000-01-01 unless the caller passes a date.
-# The shared certificate gets that date explicitly so that SandboxDeployment can report it.
-_SHARED_CERTIFICATE_NOT_AFTER = datetime(3000, 1, 1, tzinfo=timezone.utc)
+SERVER_CERTIFICATE_LIFETIME = timedelta(days=397)
+"""Validity period (notBefore to notAfter) of the server certificates of deployments that
+are not ``expiring``. notBefore is the start of the sandbox.
+
+The CA/Browser Forum Baseline Requirements (section 6.3.2) recommend at most 397 days
+for public TLS server certificates issued from 2020-09-01 until 2026-03-15, and at most
+199 days for those issued from then until 2027-03-15. They do not bind a private CA like
+the sandbox's."""
 _EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 
 _REALM_PATH = "/auth/realms/cmem"
@@ -258,11 +266,17 @@ def _secrets_equal(supplied: str, expected: str) -> bool:
 
 
 def _issue_server_certificate(
-    authority: trustme.CA, *, not_after: datetime, not_before: datetime | None = None
+    authority: trustme.CA, *, not_before: datetime, not_after: datetime
 ) -> _ServerCertificate:
-    """Issue a certificate for 127.0.0.1 and localhost and load it into a new server context."""
+    """Issue a certificate for 127.0.0.1 and localhost and load it into a new server context.
+
+    The context presents the certificate followed by the CA certificates between
+    ``authority`` and the root, which is the intermediate for the sandbox's CA.
+    """
     certificate = authority.issue_cert(_HOST, "localhost", not_before=not_before, not_after=not_after)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    # trustme 1.2 writes the key, the certificate and its cert_chain_pems to one temporary
+    # file for SSLContext.load_cert_chain, which sends the chain in every handshake.
     certificate.configure_cert(context)
     return _ServerCertificate(context, not_after)
 
@@ -389,7 +403,13 @@ class Sandbox:
     needed, and leaves both files there after the sandbox stops. The deployments and
     the request counters also stay readable after the stop. A sandbox cannot be
     entered while it runs but may be started again after it stopped. Every start
-    creates a new CA, new ports, new client secrets and new counters.
+    creates a new root and intermediate CA, new ports, new client secrets and new
+    counters.
+
+    Each deployment presents a server certificate for 127.0.0.1 and localhost, issued
+    by the intermediate CA, together with the intermediate. ``ca.pem`` contains only
+    the root CA. Unless the deployment is ``expiring``, the certificate is valid from
+    the start for :data:`SERVER_CERTIFICATE_LIFETIME` (397 days).
 
     Each deployment serves these requests below its base URI, each after waiting for
     the current latency:
@@ -419,7 +439,8 @@ class Sandbox:
     - ``slow``: name to seconds that every response of that deployment waits in
       addition to the latency.
     - ``expiring``: name to days from the start until the deployment's server
-      certificate expires. The deployment gets its own certificate from the same CA.
+      certificate expires. The deployment gets its own certificate from the same
+      intermediate CA.
       A value of 0 or less gives a certificate that has expired when a client connects.
     - ``outdated``: DataIntegration and Explore report v24.1.0, while the ShapeCatalog
       still reports v25.3.0.
@@ -535,20 +556,24 @@ class Sandbox:
     def _create_certificates(
         self, started_at: datetime
     ) -> tuple[_ServerCertificate, dict[str, _ServerCertificate]]:
-        """Create a new throwaway CA and write it to ca.pem, then issue the server certificates.
+        """Create a new throwaway root and intermediate CA, write the root to ca.pem, and
+        issue the server certificates from the intermediate.
 
         Returns the certificate that most deployments share and, by deployment name, the
         certificates of the ``expiring`` deployments.
         """
-        authority = trustme.CA()
-        shared = _issue_server_certificate(authority, not_after=_SHARED_CERTIFICATE_NOT_AFTER)
+        root = trustme.CA()
+        intermediate = root.create_child_ca()
+        shared = _issue_server_certificate(
+            intermediate, not_before=started_at, not_after=started_at + SERVER_CERTIFICATE_LIFETIME
+        )
         own: dict[str, _ServerCertificate] = {}
         for name, days in self._expiring.items():
             not_after = started_at + timedelta(days=days)
             # notBefore must precede notAfter, also for certificates that expired long ago.
             not_before = min(started_at, not_after) - timedelta(days=90)
-            own[name] = _issue_server_certificate(authority, not_after=not_after, not_before=not_before)
-        _write_atomically(self.ca_bundle, authority.cert_pem.bytes())
+            own[name] = _issue_server_certificate(intermediate, not_before=not_before, not_after=not_after)
+        _write_atomically(self.ca_bundle, root.cert_pem.bytes())
         return shared, own
 
     def _bind_sockets(self) -> None:

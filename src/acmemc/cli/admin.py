@@ -314,6 +314,8 @@ async def token_command(app: App, raw: bool, decode: bool, ttl: bool) -> None:
     \b
         curl -H "Authorization: Bearer $(acmemc -c prod admin token)" ...
     """
+    if decode and ttl:
+        raise click.UsageError("--decode and --ttl print different things; use one of them.")
     selection = await app.select()
     app.warn_ssl_verify_disabled(selection.connections)
     if raw and not (ttl or decode):

@@ -65,6 +65,8 @@ async def list_command(
     --output ndjson prints one JSON object per graph (with its connection) as
     each connection completes, and --output csv a CSV table.
     """
+    if id_only and (raw or output != "table"):
+        raise click.UsageError("--id-only prints IRIs only; leave out --raw and --output, or leave out --id-only.")
     selection = await app.select()
     app.warn_ssl_verify_disabled(selection.connections)
     access = filter_[1]

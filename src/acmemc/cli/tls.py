@@ -136,7 +136,7 @@ def _print_endpoint(app: App, inspection: EndpointInspection, *, verify: bool) -
     _print_fingerprints(handshake.chain, err=False)
     click.echo(f"  Result: {_describe_verification(inspection.verification, verify=verify)}")
     if inspection.verification.fix:
-        click.echo(f"  Fix: {inspection.verification.fix}.")
+        click.echo(f"  Fix: {inspection.verification.fix.rstrip('.')}.")
 
 
 def _print_fingerprints(chain: tuple[PresentedCertificate, ...], *, err: bool) -> None:
