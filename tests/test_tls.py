@@ -605,3 +605,25 @@ async def test_tls_1_1_server_rejected(ca: trustme.CA, tmp_path: Path) -> None:
     assert f"127.0.0.1:{server.port}" in message
     for fragment in LIBRARY_FRAGMENTS:
         assert fragment not in message
+
+
+async def test_bundle_from_environment_named_in_error(
+    ca: trustme.CA, other_ca: trustme.CA, start_server: StartServer, tmp_path: Path
+) -> None:
+    """The unnamed connection takes REQUESTS_CA_BUNDLE from the environment; the error says so."""
+    server = await start_server(ca.issue_cert("127.0.0.1"))
+    bundle = write_bundle(tmp_path / "other-ca.pem", other_ca.cert_pem.bytes())
+    environ = {"CMEM_BASE_URI": server.base_uri, "OAUTH_CLIENT_SECRET": "x", "REQUESTS_CA_BUNDLE": str(bundle)}
+
+    error = await verification_failure(connection_from("[DEFAULT]\n", None, environ=environ))
+
+    assert "(REQUESTS_CA_BUNDLE from the environment)" in str(error)
+
+
+async def test_bundle_from_section_not_explained(ca: trustme.CA, other_ca: trustme.CA, start_server: StartServer, tmp_path: Path) -> None:
+    server = await start_server(ca.issue_cert("127.0.0.1"))
+    bundle = write_bundle(tmp_path / "other-ca.pem", other_ca.cert_pem.bytes())
+
+    error = await verification_failure(tls_connection(server.base_uri, REQUESTS_CA_BUNDLE=bundle))
+
+    assert "REQUESTS_CA_BUNDLE from" not in str(error)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ._config import Connection
+from ._config import Connection, Source
 from ._errors import CABundleError, ClientCertificateError, ConfigurationError, TLSVerificationError
 
 __all__ = [
@@ -492,6 +492,14 @@ X509_V_ERR_HOSTNAME_MISMATCH = 62
 X509_V_ERR_IP_ADDRESS_MISMATCH = 64
 
 
+def _bundle_origin(connection: Connection) -> str:
+    """Say where REQUESTS_CA_BUNDLE was set when that is not obvious: the environment or [DEFAULT]."""
+    setting = connection.settings.get("REQUESTS_CA_BUNDLE")
+    if connection.trust_store == "system" or setting is None or setting.source in (Source.SECTION, Source.BUILTIN):
+        return ""
+    return f" (REQUESTS_CA_BUNDLE from {connection.describe_source('REQUESTS_CA_BUNDLE')})"
+
+
 def verification_error(
     error: ssl.SSLCertVerificationError, *, connection: Connection, host: str, url: str
 ) -> TLSVerificationError:
@@ -525,7 +533,7 @@ def verification_error(
             "or reissue the certificate for this name; SSL_VERIFY=false for testing only."
         )
     return TLSVerificationError(
-        f"TLS certificate of {host} did not verify: {reason}; {trust.describe_anchors()}. {fix}",
+        f"TLS certificate of {host} did not verify: {reason}; {trust.describe_anchors()}{_bundle_origin(connection)}. {fix}",
         connection=connection.name,
         url=url,
         reason=reason,
