@@ -182,7 +182,7 @@ async def test_status_wrong_secret_row(sandbox: Sandbox) -> None:
 
 
 async def test_status_certificate_expiry_threshold(sandbox: Sandbox) -> None:
-    # The sandbox certificate is valid for centuries, so a larger threshold makes it a warning.
+    # The sandbox certificate is valid for 397 days, so a larger threshold makes it a warning.
     result = await run(sandbox, "-c", "sandbox-01", "admin", "status", "--expiry-warning", "1000000", "--exit-1", "always")
 
     assert result.exit_code == 1

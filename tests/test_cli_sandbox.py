@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import configparser
 import contextlib
+import json
 import os
 import signal
 import ssl
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from asyncclick.testing import CliRunner, Result
+from cryptography import x509
 
 from acmemc import _sandbox
 from acmemc.cli import cli
@@ -165,6 +168,78 @@ async def test_serve_applies_modes(tmp_path: Path) -> None:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.communicate()
+
+
+async def test_run_admin_status_shows_certificate_days(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CMEMC_CONSOLE_WIDTH", "250")
+    result = await run("sandbox", "run", "-n", "2", "--", "-A", "admin", "status")
+
+    assert result.exit_code == 0
+    rows = [line for line in capfd.readouterr().out.splitlines() if "sandbox-0" in line]
+    assert len(rows) == 2
+    for row in rows:
+        # The server certificates are valid for 397 days from the start of the sandbox.
+        assert "397 days" in row, row
+
+
+async def test_run_tls_inspect_shows_intermediate(capfd: pytest.CaptureFixture[str]) -> None:
+    result = await run("sandbox", "run", "-n", "1", "--", "-c", "sandbox-01", "tls", "inspect", "--raw")
+
+    assert result.exit_code == 0
+    record = json.loads(capfd.readouterr().out)
+    (endpoint,) = record["endpoints"]
+    assert endpoint["verification"]["status"] == "verified"
+    leaf, intermediate = endpoint["chain"]
+    assert not leaf["is_ca"]
+    assert leaf["issuer"] == intermediate["subject"]
+    assert intermediate["is_ca"]
+    assert not intermediate["self_issued"]
+
+
+@contextlib.asynccontextmanager
+async def serve_sandbox(directory: Path, *options: str) -> AsyncIterator[configparser.ConfigParser]:
+    """Run ``acmemc sandbox serve`` in a child process and yield its config.ini once it is written."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "acmemc", "sandbox", "serve", "--directory", str(directory), *options,
+        env=dict(os.environ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+        assert line.decode().strip() == f"export CMEMC_CONFIG_FILE={directory / 'config.ini'}"
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(directory / "config.ini", encoding="utf-8")
+        yield parser
+
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+        assert process.returncode == 0, stderr.decode()
+    finally:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.communicate()
+
+
+async def test_tls_bundle_from_serve_writes_intermediate(tmp_path: Path) -> None:
+    directory = tmp_path / "served"
+    async with serve_sandbox(directory, "-n", "1") as config:
+        url = config["sandbox-01"]["CMEM_BASE_URI"]
+        result = await CliRunner().invoke(cli, ["tls", "bundle", "--url", url, "--yes"], env={"CMEMC_CONSOLE_WIDTH": "200"})
+
+    assert result.exit_code == 0, result.output
+    assert "Chosen: certificate 2, the highest CA certificate the server sent" in result.stderr
+    (root,) = x509.load_pem_x509_certificates((directory / "ca.pem").read_bytes())
+    # The bundle is printed to stdout and contains only the intermediate CA, which the root issued.
+    (chosen,) = x509.load_pem_x509_certificates(result.stdout.encode())
+    assert chosen.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert chosen.subject != chosen.issuer
+    assert chosen.issuer == root.subject
+    chosen.verify_directly_issued_by(root)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,9 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from cryptography import x509
 
+from acmemc._inspect import fetch_presented_chain
 from acmemc._sandbox import (
     MAX_CERTIFICATE_DAYS,
     SANDBOX_USERNAME,
@@ -602,6 +604,82 @@ async def test_unknown_path_not_found(
 # TLS
 
 
+async def _presented_certificates(deployment: SandboxDeployment) -> list[x509.Certificate]:
+    """Return the chain that ``deployment`` sends in the TLS handshake, leaf first, without verifying it."""
+    handshake = await fetch_presented_chain(deployment.base_uri)
+    return [x509.load_der_x509_certificate(certificate.der) for certificate in handshake.chain]
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+
+
+@pytest.mark.asyncio
+async def test_ca_bundle_contains_root_only(sandbox: Sandbox) -> None:
+    certificates = x509.load_pem_x509_certificates(sandbox.ca_bundle.read_bytes())
+    assert len(certificates) == 1
+    root = certificates[0]
+    assert _is_ca(root)
+    assert root.subject == root.issuer
+    root.verify_directly_issued_by(root)
+
+
+@pytest.mark.asyncio
+async def test_servers_send_leaf_and_intermediate(tmp_path: pathlib.Path) -> None:
+    async with Sandbox(tmp_path, 2, expiring={"sandbox-02": 30}) as sandbox:
+        (root,) = x509.load_pem_x509_certificates(sandbox.ca_bundle.read_bytes())
+        for deployment in sandbox.deployments:
+            chain = await _presented_certificates(deployment)
+            assert len(chain) == 2, deployment.name
+            leaf, intermediate = chain
+
+            assert not _is_ca(leaf)
+            assert leaf.issuer == intermediate.subject
+            leaf.verify_directly_issued_by(intermediate)
+
+            assert _is_ca(intermediate)
+            assert intermediate.subject != intermediate.issuer
+            assert intermediate.issuer == root.subject
+            intermediate.verify_directly_issued_by(root)
+
+
+@pytest.mark.asyncio
+async def test_deployments_share_intermediate(tmp_path: pathlib.Path) -> None:
+    # The expiring deployment has its own server certificate from the same intermediate CA.
+    async with Sandbox(tmp_path, 3, expiring={"sandbox-03": 30}) as sandbox:
+        chains = [await _presented_certificates(deployment) for deployment in sandbox.deployments]
+    assert chains[0][0] == chains[1][0]
+    assert chains[0][0] != chains[2][0]
+    assert chains[0][1] == chains[1][1] == chains[2][1]
+
+
+@pytest.mark.asyncio
+async def test_root_only_bundle_verifies_chain(
+    sandbox: Sandbox, session: aiohttp.ClientSession, client_ssl: ssl.SSLContext
+) -> None:
+    # client_ssl trusts only the root in ca.pem, which does not issue the server certificates.
+    (root,) = x509.load_pem_x509_certificates(sandbox.ca_bundle.read_bytes())
+    for deployment in sandbox.deployments:
+        leaf = (await _presented_certificates(deployment))[0]
+        assert leaf.issuer != root.subject
+        async with session.get(deployment.base_uri + DI_HEALTH_PATH, ssl=client_ssl) as response:
+            assert response.status == 200, deployment.name
+
+
+@pytest.mark.asyncio
+async def test_server_certificate_lifetime(tmp_path: pathlib.Path) -> None:
+    before_start = datetime.now(timezone.utc).replace(microsecond=0)
+    async with Sandbox(tmp_path, 2) as sandbox:
+        after_start = datetime.now(timezone.utc)
+        context = _client_context(sandbox)
+        for deployment in sandbox.deployments:
+            leaf = (await _presented_certificates(deployment))[0]
+            assert leaf.not_valid_after_utc - leaf.not_valid_before_utc == timedelta(days=397)
+            assert before_start <= leaf.not_valid_before_utc <= after_start
+            assert leaf.not_valid_after_utc == deployment.certificate_not_after
+            assert await _peer_not_after(context, deployment) == deployment.certificate_not_after
+
+
 @pytest.mark.asyncio
 async def test_client_without_ca_fails_verification(sandbox: Sandbox, session: aiohttp.ClientSession) -> None:
     system_trust = ssl.create_default_context()
@@ -750,8 +828,10 @@ async def test_expiring_certificate_not_after(tmp_path: pathlib.Path, days: int)
         assert not_after == expiring.certificate_not_after
         assert before_start + timedelta(days=days) <= not_after <= after_start + timedelta(days=days)
 
-        assert await _peer_not_after(context, shared) == datetime(3000, 1, 1, tzinfo=timezone.utc)
-        assert shared.certificate_not_after == datetime(3000, 1, 1, tzinfo=timezone.utc)
+        # The deployment that is not expiring keeps the usual lifetime.
+        shared_not_after = await _peer_not_after(context, shared)
+        assert shared_not_after == shared.certificate_not_after
+        assert before_start + timedelta(days=397) <= shared_not_after <= after_start + timedelta(days=397)
 
 
 @pytest.mark.asyncio

@@ -68,13 +68,12 @@ MAX_CERTIFICATE_DAYS = 3650
 """Limit of ``expiring`` days in either direction. cryptography 50 rejects certificate
 dates before 1950, and ten years stay far from that."""
 SERVER_CERTIFICATE_LIFETIME = timedelta(days=397)
-"""Validity period (notBefore to notAfter) of the server certificates of deployments that
-are not ``expiring``. notBefore is the start of the sandbox.
+"""Time from notBefore to notAfter of the server certificates of deployments that are
+not ``expiring``. notBefore is the start of the sandbox.
 
-The CA/Browser Forum Baseline Requirements (section 6.3.2) recommend at most 397 days
-for public TLS server certificates issued from 2020-09-01 until 2026-03-15, and at most
-199 days for those issued from then until 2027-03-15. They do not bind a private CA like
-the sandbox's."""
+The value only has to look like a real server certificate in ``admin status``: 397
+days is a lifetime that public TLS certificates commonly have had. No rule binds the
+sandbox's private CA."""
 _EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 
 _REALM_PATH = "/auth/realms/cmem"
@@ -270,13 +269,14 @@ def _issue_server_certificate(
 ) -> _ServerCertificate:
     """Issue a certificate for 127.0.0.1 and localhost and load it into a new server context.
 
-    The context presents the certificate followed by the CA certificates between
-    ``authority`` and the root, which is the intermediate for the sandbox's CA.
+    The context presents the certificate followed by ``authority`` and its parent CAs
+    except the root, so the sandbox's servers send the leaf and the intermediate.
     """
     certificate = authority.issue_cert(_HOST, "localhost", not_before=not_before, not_after=not_after)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    # trustme 1.2 writes the key, the certificate and its cert_chain_pems to one temporary
-    # file for SSLContext.load_cert_chain, which sends the chain in every handshake.
+    # trustme 1.2 writes the private key and cert_chain_pems (the certificate, then the
+    # intermediate) to one temporary file for SSLContext.load_cert_chain, so every
+    # handshake sends both certificates.
     certificate.configure_cert(context)
     return _ServerCertificate(context, not_after)
 
