@@ -110,7 +110,11 @@ class Client:
         headers = {"User-Agent": USER_AGENT}
         for header in self.connection.custom_headers:
             headers[header.name] = header_values.get(header.name, header.value or "")
-        connector = aiohttp.TCPConnector(ssl=ssl_context)
+        # At most two connections to one host: the status calls send five requests at
+        # once, and a TLS handshake for each costs more than the wait for a free
+        # connection (see benchmarks/RESULTS.md). graph list sends one request at a
+        # time and is not affected.
+        connector = aiohttp.TCPConnector(ssl=ssl_context, limit_per_host=2)
         self._session = aiohttp.ClientSession(
             connector=connector,
             headers=headers,
@@ -124,6 +128,11 @@ class Client:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+    @property
+    def ssl_contexts(self) -> SSLContextCache:
+        """The SSLContext cache this client takes its contexts from."""
+        return self._ssl_contexts
 
     @property
     def timeout(self) -> float:

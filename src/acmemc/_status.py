@@ -136,7 +136,7 @@ async def fetch_status(client: Client, *, expiry_warning_days: float = DEFAULT_E
     di, dp = connection.di_api_endpoint, connection.dp_api_endpoint
     started = time.monotonic()
     results = await asyncio.gather(
-        _server_certificate(connection.base_uri, client.timeout),
+        _server_certificate(connection.base_uri, client),
         client.request("GET", f"{di}/version"),
         client.request_json("GET", f"{di}/health", accept_statuses=(503,)),
         client.request_json("GET", f"{dp}/actuator/info"),
@@ -173,11 +173,12 @@ async def fetch_status(client: Client, *, expiry_warning_days: float = DEFAULT_E
     return DeploymentStatus(connection.base_uri, data, response_time, certificate, findings)
 
 
-async def _server_certificate(base_uri: str, timeout: float) -> bytes | None:
+async def _server_certificate(base_uri: str, client: Client) -> bytes | None:
     parts = urlsplit(base_uri)
     if parts.scheme != "https" or parts.hostname is None:
         return None
-    return await fetch_server_certificate(parts.hostname, parts.port or 443, timeout=timeout)
+    context = client.ssl_contexts.unverified_context()
+    return await fetch_server_certificate(parts.hostname, parts.port or 443, timeout=client.timeout, context=context)
 
 
 def _error_text(error: BaseException) -> str:

@@ -149,7 +149,19 @@ class SSLContextCache:
         self._contexts: dict[tuple[object, ...], _CachedContext] = {}
         # Keys the password digests of the cache keys, so that no plain hash of a password is kept.
         self._password_key = os.urandom(16)
+        self._unverified: ssl.SSLContext | None = None
         self.contexts_built = 0
+
+    def unverified_context(self) -> ssl.SSLContext:
+        """Return the context that reads a server's certificate without verifying it, built once."""
+        if self._unverified is None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            self._unverified = context
+            self.contexts_built += 1
+        return self._unverified
 
     def context_for(
         self, connection: Connection, *, client_key_password: str | None = None, verify: bool | None = None
@@ -542,15 +554,15 @@ def verification_error(
     )
 
 
-async def fetch_server_certificate(host: str, port: int, *, timeout: float) -> bytes | None:
-    """Return the certificate (DER) that ``host:port`` presents, without verifying it; ``None`` if unreachable.
+async def fetch_server_certificate(
+    host: str, port: int, *, timeout: float, context: ssl.SSLContext
+) -> bytes | None:
+    """Return the certificate (DER) that ``host:port`` presents; ``None`` if unreachable.
 
-    The handshake does not verify, so that the certificate of a server that fails
-    verification (expired, unknown issuer) can still be shown.
+    ``context`` should not verify (see :meth:`SSLContextCache.unverified_context`),
+    so that the certificate of a server that fails verification (expired,
+    unknown issuer) can still be shown.
     """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
     try:
         async with asyncio.timeout(timeout):
             _, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
