@@ -64,17 +64,37 @@ async def run_each(
         async for result in run_each(connections, lambda client: client.graph_list()):
             print(result.connection, result.value if result.ok else result.error)
     """
+    contexts = ssl_contexts if ssl_contexts is not None else SSLContextCache()
+
+    async def job(connection: Connection) -> T:
+        async with Client(connection, ssl_contexts=contexts, timeout=timeout) as client:
+            return await operation(client)
+
+    async for result in run_bounded(connections, job, concurrency=concurrency):
+        yield result
+
+
+async def run_bounded(
+    connections: Iterable[Connection],
+    job: Callable[[Connection], Awaitable[T]],
+    *,
+    concurrency: int,
+) -> AsyncIterator[ConnectionResult[T]]:
+    """Run ``job`` per connection, at most ``concurrency`` at once; yield results as they complete.
+
+    The shared core of :func:`run_each` and :func:`~acmemc.inspect_each`: an
+    exception of a job is its connection's result, and closing the iterator
+    cancels the jobs still running and waits for them to finish.
+    """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
-    contexts = ssl_contexts if ssl_contexts is not None else SSLContextCache()
     slots = asyncio.Semaphore(concurrency)
 
     async def run_one(connection: Connection) -> ConnectionResult[T]:
         async with slots:
             started = time.monotonic()
             try:
-                async with Client(connection, ssl_contexts=contexts, timeout=timeout) as client:
-                    value = await operation(client)
+                value = await job(connection)
             except Exception as error:  # noqa: BLE001 - each connection's failure is its result
                 return ConnectionResult(connection.name, None, error, time.monotonic() - started)
             return ConnectionResult(connection.name, value, None, time.monotonic() - started)
@@ -86,5 +106,5 @@ async def run_each(
     finally:
         for task in tasks:
             task.cancel()
-        # Wait for the cancelled clients to close their sessions before returning.
+        # Wait for the cancelled jobs to close their sessions and sockets before returning.
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -28,7 +28,7 @@ from ._client import DEFAULT_TIMEOUT, TLS_VERSION_REASON, USER_AGENT, _authority
 from ._config import DEFAULT_CONNECTION_NAME, Connection
 from ._credentials import run_credential_process
 from ._errors import AcmemcError, ConfigurationError, ConnectError
-from ._fleet import DEFAULT_CONCURRENCY, ConnectionResult
+from ._fleet import DEFAULT_CONCURRENCY, ConnectionResult, run_bounded
 from ._tls import SYSTEM_TRUST_STORE, SSLContextCache, TrustSettings, describe_verification_error
 
 __all__ = [
@@ -736,26 +736,11 @@ async def inspect_each(
     Closing the iterator early cancels the inspections still running and waits
     until their sockets are closed.
     """
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     contexts = ssl_contexts if ssl_contexts is not None else SSLContextCache()
-    slots = asyncio.Semaphore(concurrency)
 
-    async def run_one(connection: Connection) -> ConnectionResult[TLSInspection]:
-        async with slots:
-            started = time.monotonic()
-            try:
-                value = await inspect_connection(connection, ssl_contexts=contexts, timeout=timeout)
-            except Exception as error:  # noqa: BLE001 - each connection's failure is its result
-                return ConnectionResult(connection.name, None, error, time.monotonic() - started)
-            return ConnectionResult(connection.name, value, None, time.monotonic() - started)
+    async def job(connection: Connection) -> TLSInspection:
+        return await inspect_connection(connection, ssl_contexts=contexts, timeout=timeout)
 
-    tasks = [asyncio.create_task(run_one(connection)) for connection in connections]
-    try:
-        for next_done in asyncio.as_completed(tasks):
-            yield await next_done
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async for result in run_bounded(connections, job, concurrency=concurrency):
+        yield result
 
