@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from acmemc import Connection, parse_config, resolve_connection
+from acmemc import ConfigFile, Connection, parse_config, resolve_connection
 
 
 def connection_from(text: str, name: str | None = None, environ: dict[str, str] | None = None, path: Path | None = None) -> Connection:

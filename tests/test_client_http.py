@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import inspect
 import json
 import logging
 import re
 import time
-from collections.abc import Iterator
-from typing import Any
-from unittest.mock import Mock
 
-import aioresponses.core as aioresponses_core
 import pytest
-from aiohttp import ClientResponse
 from aioresponses import aioresponses
 
 from _helpers import connection_from
@@ -54,6 +48,11 @@ def token_answer(token: str = "token-1", expires_in: int = 300) -> dict[str, obj
     return {"access_token": token, "expires_in": expires_in, "token_type": "Bearer"}
 
 
+@pytest.fixture
+def mocked(http_mock: aioresponses) -> aioresponses:
+    return http_mock
+
+
 def requests_to(mocked: aioresponses, method: str, url: str) -> list[object]:
     for (request_method, request_url), calls in mocked.requests.items():
         if request_method == method and str(request_url) == url:
@@ -61,25 +60,6 @@ def requests_to(mocked: aioresponses, method: str, url: str) -> list[object]:
     return []
 
 
-class _ResponseWithStreamWriter(ClientResponse):
-    """A ClientResponse that aioresponses can build on aiohttp 3.14.
-
-    aiohttp 3.14 made ``stream_writer`` a required argument of ClientResponse,
-    and aioresponses 0.7.9 does not pass it (pnuckowski/aioresponses#289, open).
-    Drop this class once an aioresponses release passes the argument.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
-            kwargs.setdefault("stream_writer", Mock(output_size=0))
-        super().__init__(*args, **kwargs)
-
-
-@pytest.fixture
-def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
-    monkeypatch.setattr(aioresponses_core, "ClientResponse", _ResponseWithStreamWriter)
-    with aioresponses() as mock:
-        yield mock
 
 
 async def test_client_credentials_form(mocked: aioresponses) -> None:

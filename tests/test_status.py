@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
-from unittest.mock import Mock
 
-import aioresponses.core as aioresponses_core
 import pytest
-from aiohttp import ClientResponse
 from aioresponses import aioresponses
 
 from _helpers import connection_from
@@ -25,21 +20,11 @@ DP = f"{BASE}/dataplatform"
 CONFIG = f"[prod]\nCMEM_BASE_URI={BASE}\nOAUTH_CLIENT_SECRET=secret\n"
 
 
-class _ResponseWithStreamWriter(ClientResponse):
-    """aioresponses 0.7.9 does not pass aiohttp 3.14's new stream_writer argument (pnuckowski/aioresponses#289)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
-            kwargs.setdefault("stream_writer", Mock(output_size=0))
-        super().__init__(*args, **kwargs)
-
-
 @pytest.fixture
-def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
-    monkeypatch.setattr(aioresponses_core, "ClientResponse", _ResponseWithStreamWriter)
-    with aioresponses() as mock:
-        mock.post(TOKEN_URI, payload={"access_token": "t", "expires_in": 300}, repeat=True)
-        yield mock
+def mocked(http_mock: aioresponses) -> aioresponses:
+    """The shared aioresponses mock with a token endpoint that always succeeds."""
+    http_mock.post(TOKEN_URI, payload={"access_token": "t", "expires_in": 300}, repeat=True)
+    return http_mock
 
 
 def healthy_deployment(
@@ -151,12 +136,10 @@ async def test_non_json_health_recorded(mocked: aioresponses) -> None:
     assert "not valid JSON" in status.data["build"]["error"]
 
 
-async def test_token_rejected_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aioresponses_core, "ClientResponse", _ResponseWithStreamWriter)
-    with aioresponses() as mocked:
-        mocked.post(TOKEN_URI, status=401, payload={"error": "unauthorized_client"}, repeat=True)
+async def test_token_rejected_everywhere(http_mock: aioresponses) -> None:
+    http_mock.post(TOKEN_URI, status=401, payload={"error": "unauthorized_client"}, repeat=True)
 
-        status = await status_of()
+    status = await status_of()
 
     assert status.data["overall"]["healthy"] == "DOWN"
     assert "unauthorized_client" in status.data["build"]["error"]

@@ -13,7 +13,7 @@ import shutil
 import ssl
 import subprocess
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import certifi
@@ -33,12 +33,12 @@ from acmemc import (
 
 from _helpers import connection_from
 from tls_servers import (
+    StartServer,
     GRAPHS,
     GRAPHS_PATH,
     TOKEN_PATH,
     HandshakeServer,
     ServerCertificate,
-    TLSServer,
     self_signed_certificate,
     server_context,
 )
@@ -54,44 +54,8 @@ LIBRARY_FRAGMENTS = (
 
 SUCCESSFUL_REQUESTS = [f"POST {TOKEN_PATH}", f"GET {GRAPHS_PATH}"]
 
-StartServer = Callable[..., Awaitable[TLSServer]]
 
 
-@pytest.fixture
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def other_ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
-    """Yield a function that starts an HTTPS server. Every server is closed after the test."""
-    servers: list[TLSServer] = []
-
-    async def start(
-        certificate: ServerCertificate | trustme.LeafCert,
-        *,
-        host: str = "127.0.0.1",
-        context: ssl.SSLContext | None = None,
-    ) -> TLSServer:
-        if isinstance(certificate, trustme.LeafCert):
-            certificate = ServerCertificate.from_trustme(certificate)
-        if context is None:
-            directory = tmp_path / f"server-{len(servers)}"
-            directory.mkdir()
-            context = server_context(certificate, directory)
-        server = TLSServer(host)
-        servers.append(server)
-        await server.start(context)
-        return server
-
-    yield start
-    for server in servers:
-        await server.close()
 
 
 def write_bundle(path: Path, *pems: bytes) -> Path:

@@ -12,7 +12,7 @@ import json
 import os
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -30,44 +30,10 @@ from acmemc._inspect import PresentedCertificate, connection_endpoints, issuer_p
 from acmemc.cli import cli
 
 from _helpers import connection_from
-from tls_servers import GRAPHS, BlockingHTTPSServer, ServerCertificate, TLSServer, self_signed_certificate, server_context
-
-StartServer = Callable[..., Awaitable[TLSServer]]
+from tls_servers import StartServer, GRAPHS, BlockingHTTPSServer, ServerCertificate, self_signed_certificate, server_context
 
 
-@pytest.fixture
-def ca() -> trustme.CA:
-    return trustme.CA()
 
-
-@pytest.fixture
-def other_ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
-    """Yield a function that starts an HTTPS server; every server is closed after the test."""
-    servers: list[TLSServer] = []
-
-    async def start(
-        certificate: ServerCertificate | trustme.LeafCert,
-        *,
-        host: str = "127.0.0.1",
-        with_intermediates: bool = True,
-    ) -> TLSServer:
-        if isinstance(certificate, trustme.LeafCert):
-            certificate = ServerCertificate.from_trustme(certificate, with_intermediates=with_intermediates)
-        directory = tmp_path / f"server-{len(servers)}"
-        directory.mkdir()
-        server = TLSServer(host)
-        servers.append(server)
-        await server.start(server_context(certificate, directory))
-        return server
-
-    yield start
-    for server in servers:
-        await server.close()
 
 
 def tls_connection(base_uri: str, name: str = "tls", **keys: str | Path) -> Connection:

@@ -11,7 +11,6 @@ import datetime
 import logging
 import os
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -35,42 +34,11 @@ from acmemc import (
 from acmemc.cli import cli
 
 from _helpers import connection_from
-from tls_servers import GRAPHS, BlockingHTTPSServer, ServerCertificate, TLSServer, server_context
+from tls_servers import StartServer, GRAPHS, BlockingHTTPSServer, ServerCertificate, server_context
 
-StartServer = Callable[..., Awaitable[TLSServer]]
 KEY_PASSWORD = "key-password-do-not-print"
 
 
-@pytest.fixture
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def client_ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
-    """Yield a function that starts an HTTPS server, optionally requiring client certificates from ``client_ca``."""
-    servers: list[TLSServer] = []
-
-    async def start(leaf: trustme.LeafCert, *, client_ca: trustme.CA | None = None) -> TLSServer:
-        directory = tmp_path / f"server-{len(servers)}"
-        directory.mkdir()
-        context = server_context(ServerCertificate.from_trustme(leaf), directory)
-        if client_ca is not None:
-            context.verify_mode = ssl.CERT_REQUIRED
-            client_ca.configure_trust(context)
-        server = TLSServer("127.0.0.1")
-        servers.append(server)
-        await server.start(context)
-        return server
-
-    yield start
-    for server in servers:
-        await server.close()
 
 
 def tls_connection(base_uri: str, name: str = "tls", **keys: str | Path) -> Connection:

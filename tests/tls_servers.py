@@ -15,6 +15,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,6 +136,10 @@ class TLSServer:
         if request.headers.get("Authorization") != f"Bearer {ACCESS_TOKEN}":
             return web.json_response({"error": "invalid_token"}, status=401)
         return web.json_response(GRAPHS)
+
+
+# Starts an HTTPS server on loopback; see the start_server fixture in conftest.py.
+StartServer = Callable[..., Awaitable[TLSServer]]
 
 
 class HandshakeServer:

@@ -18,7 +18,6 @@ import datetime
 import hashlib
 import logging
 import ssl
-import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
