@@ -151,7 +151,8 @@ class Client:
     async def status(self, *, expiry_warning_days: float = 30) -> DeploymentStatus:
         """Return health, versions, response time and server certificate of the deployment.
 
-        Failed calls are recorded in the result, never raised; see :func:`acmemc.fetch_status`.
+        A call that fails with an :class:`~acmemc.AcmemcError` is recorded in the
+        result instead of raised; see :func:`acmemc.fetch_status`.
         """
         from ._status import fetch_status
 

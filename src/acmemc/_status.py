@@ -9,8 +9,9 @@ The calls, all sent at once with one token:
   ``POST $DP_API_ENDPOINT/proxy/default/sparql``.
 
 The result has cmemc's shape (``build``, ``explore``, ``shapes``, ``store``,
-``overall``), so ``--key`` and ``--raw`` read the same as with cmemc. A failed
-call is recorded in the component's ``error`` and never raised.
+``overall``), so ``--key`` and ``--raw`` read the same as with cmemc. A call
+that fails with an :class:`~acmemc.AcmemcError` is recorded in the component's
+``error`` instead of raised.
 """
 
 from __future__ import annotations
@@ -256,13 +257,13 @@ def _findings(
     for component, name in names.items():
         state = data[component]["healthy"]
         if errors[component] is None and state != "UP":
-            # The endpoints answered, but the component reports that it is not well.
+            # The endpoints responded, but the component reports that it is not healthy.
             what = "version is unknown" if component == "shapes" else f"health is {state}"
             yield Finding("error", f"{name} {what}")
     failed = {component: error for component, error in errors.items() if error is not None}
     summaries = {component: error.summary for component, error in failed.items()}
     if len(summaries) > 1 and len(set(summaries.values())) == 1:
-        # One cause for every component, such as a rejected token: say it once.
+        # One cause for every component, such as a rejected token, is reported once.
         first = next(iter(failed.values()))
         yield Finding("error", first.summary, first.message)
     else:

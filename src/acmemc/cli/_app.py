@@ -206,7 +206,7 @@ class App:
     ) -> list[ConnectionResult[T]]:
         """Run ``operation`` on the selected connections; return the results sorted by connection.
 
-        ``on_result`` sees each result as soon as it is there (for streamed
+        ``on_result`` receives each result as soon as it is there (for streamed
         output). On a terminal, a progress line on stderr counts finished,
         failed and pending connections. When the run is interrupted, one line
         names the connections that did not finish.

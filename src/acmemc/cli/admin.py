@@ -254,7 +254,7 @@ def _print_status_multiple(
 
 
 def _status_data(result: ConnectionResult[DeploymentStatus]) -> dict[str, Any]:
-    """The status data of a connection; a connection that failed before any call is DOWN overall."""
+    """Return the status data of a connection; one that failed before any call is DOWN overall."""
     if result.value is not None:
         return result.value.data
     return {"overall": {"healthy": "DOWN"}}

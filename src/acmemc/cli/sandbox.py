@@ -39,7 +39,7 @@ latency_option = click.option(
     type=click.FloatRange(min=0),
     default=0.0,
     show_default=True,
-    help="Seconds each answer is delayed, to stand in for a real network.",
+    help="Seconds each response is delayed, to stand in for a real network.",
 )
 directory_option = click.option(
     "--directory",
