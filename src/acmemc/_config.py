@@ -569,7 +569,10 @@ def _build_connection(
         )
     client_certificate, client_key = _client_certificate_paths(settings, fail)
 
-    process_environment = _process_environment(settings, environ)
+    # The environment of credential processes copies the caller's environment, so
+    # it is built only for a connection that has a process to run.
+    has_process = any(key.endswith(PROCESS_SUFFIX) for key in settings)
+    process_environment = _process_environment(settings, environ) if has_process else {}
     secrets, secret_processes = _resolve_secrets(name, settings, process_environment, fail)
     user = settings["OAUTH_USER"].value if "OAUTH_USER" in settings else None
     custom_headers = _custom_headers(settings, process_environment, fail)
