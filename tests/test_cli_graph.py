@@ -319,3 +319,23 @@ async def test_id_only_conflicts_exit_2(sandbox: Sandbox, extra: list[str]) -> N
     assert result.exit_code == 2
     assert "--id-only" in result.stderr
     assert sandbox.token_requests["sandbox-01"] == 0
+
+
+def test_progress_line_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    from acmemc import ConnectionResult
+    from acmemc.cli._app import Progress
+
+    progress = Progress(4)
+    progress.update([ConnectionResult("a", [], None, 0.1), ConnectionResult("b", None, RuntimeError("x"), 0.1)])
+    progress.clear()
+
+    written = capsys.readouterr().err
+    assert "\r2/4 done, 1 failed, 2 pending" in written
+    assert written.endswith("\r\x1b[K")
+
+
+async def test_no_progress_when_not_a_terminal(sandbox: Sandbox) -> None:
+    # CliRunner's stderr is not a terminal, so no carriage returns may appear.
+    result = await run(*config_args(sandbox), "-A", "graph", "list", "--id-only")
+
+    assert "\r" not in result.stderr
