@@ -293,10 +293,13 @@ class Progress:
     def update(self, results: list[ConnectionResult[T]]) -> None:
         failed = sum(1 for result in results if not result.ok)
         pending = self.total - len(results)
-        click.echo(f"\r{len(results)}/{self.total} done, {failed} failed, {pending} pending\x1b[K", err=True, nl=False)
+        # color=True keeps the erase-line code, which click would strip like a colour;
+        # the progress line is only drawn on a terminal.
+        line = f"\r{len(results)}/{self.total} done, {failed} failed, {pending} pending\x1b[K"
+        click.echo(line, err=True, nl=False, color=True)
 
     def clear(self) -> None:
-        click.echo("\r\x1b[K", err=True, nl=False)
+        click.echo("\r\x1b[K", err=True, nl=False, color=True)
 
 
 def _no_connection_selected(config: ConfigFile, error: ConfigurationError) -> str:
