@@ -285,13 +285,15 @@ async def test_status_mixed_fleet(tmp_path: Path) -> None:
         expiring={"sandbox-04": 5, "sandbox-05": -2},
         outdated=["sandbox-06"],
     ) as sandbox:
-        result = await run(sandbox, "--timeout", "1", "-A", "admin", "status", "--exit-1", "error")
+        result = await run(
+            sandbox, "--timeout", "1", "-A", "admin", "status", "--exit-1", "error", env={"CMEMC_CONSOLE_WIDTH": "1000"}
+        )
 
     rows = {row[0]: row for row in table_rows(result.stdout)[1:]}
     assert rows["sandbox-01"][1] == "UP"
     assert rows["sandbox-02"][1] == "DOWN"
     assert rows["sandbox-02"][3] == "v25.3.0 DOWN"
-    assert rows["sandbox-02"][8] == "DataIntegration health is DOWN"
+    assert rows["sandbox-02"][8] == "DataIntegration health is DOWN; Explore health is DOWN"
     assert rows["sandbox-03"][1] == "DOWN"
     assert "timed out after 1 s" in rows["sandbox-03"][8]
     assert rows["sandbox-04"][1] == "UP"
@@ -350,3 +352,22 @@ async def test_token_decode_and_ttl_exit_2(sandbox: Sandbox) -> None:
 
     assert result.exit_code == 2
     assert sandbox.token_requests["sandbox-01"] == 0
+
+
+async def test_token_ttl_bad_token_spares_others(sandbox: Sandbox) -> None:
+    add_section(sandbox, "[fixed]\nCMEM_BASE_URI=https://127.0.0.1:1\nOAUTH_GRANT_TYPE=prefetched_token\nOAUTH_ACCESS_TOKEN=not-a-jwt\n")
+
+    result = await run(sandbox, "-A", "admin", "token", "--ttl")
+
+    names = [line.split("\t")[0] for line in result.stdout.splitlines()]
+    assert names == ["sandbox-01", "sandbox-02", "sandbox-03"]
+    assert "Error: connection 'fixed': the access token is not a JWT" in result.stderr
+    assert result.exit_code == 1
+
+
+async def test_debug_logs_failed_request(sandbox: Sandbox) -> None:
+    add_section(sandbox, "[down]\nCMEM_BASE_URI=https://127.0.0.1:1\nOAUTH_CLIENT_SECRET=x\n")
+
+    result = await run(sandbox, "--debug", "-c", "down", "admin", "token")
+
+    assert re.search(r"POST https://127\.0\.0\.1:1/\S+ failed \(\d+ ms\): connection refused", result.stderr)

@@ -379,7 +379,7 @@ async def test_run_secret_not_logged(tmp_path: Path, caplog: pytest.LogCaptureFi
 
     await run_secret_process(connection)
 
-    assert "OAUTH_CLIENT_SECRET_PROCESS set by credential process" in caplog.messages
+    assert "OAUTH_CLIENT_SECRET set by credential process" in caplog.messages
     assert SECRET not in caplog.text
     assert all(SECRET not in str(record.args) for record in caplog.records)
 

@@ -826,3 +826,26 @@ async def test_bundle_command_refused_connection() -> None:
 
     assert result.exit_code == 1
     assert f"cannot connect to 127.0.0.1:{port}: connection refused" in result.stderr
+
+
+async def test_bundle_command_dash_output_is_stdout(start_server: StartServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    certificate = self_signed_certificate("127.0.0.1")
+    server = await start_server(certificate)
+    monkeypatch.chdir(tmp_path)
+
+    result = await invoke(["tls", "bundle", "--url", server.base_uri, "--yes", "--output", "-"])
+
+    assert result.exit_code == 0, result.output
+    assert certificate.leaf_pem.decode() in result.stdout
+    assert not (tmp_path / "-").exists()
+
+
+async def test_bundle_command_rejects_url_password(start_server: StartServer) -> None:
+    server = await start_server(self_signed_certificate("127.0.0.1"))
+    url = server.base_uri.replace("https://", "https://alice:hunter2@")
+
+    result = await invoke(["tls", "bundle", "--url", url, "--yes"])
+
+    assert result.exit_code == 2
+    assert "user name or password" in result.stderr
+    assert "hunter2" not in result.output

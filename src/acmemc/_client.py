@@ -19,6 +19,7 @@ from ._auth import AccessToken, TokenProvider
 from ._config import Connection, CustomHeader
 from ._credentials import run_credential_process
 from ._errors import (
+    AcmemcError,
     AuthenticationError,
     ConnectError,
     HTTPStatusError,
@@ -253,7 +254,31 @@ class Client:
         data: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Response:
-        """Send one request and read the whole response."""
+        """Send one request and read the whole response; log a failure in the debug log."""
+        started = time.monotonic()
+        try:
+            return await self._send_once(method, url, token=token, data=data, headers=headers)
+        except AcmemcError as error:
+            logger.debug(
+                "%s %s failed (%.0f ms): %s",
+                method,
+                url,
+                (time.monotonic() - started) * 1000,
+                error.summary,
+                extra=self._extra,
+            )
+            raise
+
+    async def _send_once(
+        self,
+        method: str,
+        url: str,
+        *,
+        token: AccessToken | None = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Send one request and read the whole response (see :meth:`_send`)."""
         if self._session is None:
             raise RuntimeError("Client is not open: use it as `async with Client(connection) as client`.")
         request_headers = dict(headers or {})

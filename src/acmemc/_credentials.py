@@ -97,7 +97,7 @@ async def run_credential_process(
             "Fix: make the command print the secret as the first line of stdout.",
             connection=connection.name,
         )
-    logger.debug("%s set by credential process", key, extra=extra)
+    logger.debug("%s set by credential process", key.removesuffix("_PROCESS"), extra=extra)
     return lines[0]
 
 

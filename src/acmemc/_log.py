@@ -33,7 +33,8 @@ class CLIFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
         connection = getattr(record, "connection", None)
-        if self.name_connections and connection:
+        # A warning that already names its connection (for library users) gets no second name.
+        if self.name_connections and connection and not message.startswith(f"connection {connection!r}"):
             message = f"{connection}: {message}"
         if not self.debug:
             return f"{record.levelname.capitalize()}: {message}"

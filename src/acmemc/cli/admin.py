@@ -247,7 +247,7 @@ def _print_status_multiple(
     app.echo(render_table(headers, table_rows, app.console_width(), _state_color))
     for result in results:
         if result.value is not None:
-            _print_findings(app, result.value, prefix=f"connection {result.connection!r}: ")
+            _print_findings(app, result.value, prefix=f"connection {result.connection!r}: ", detailed=True)
     down = sum(1 for row in table_rows if row[1] != "UP")
     if down:
         app.hint(f"{down} of {len(table_rows)} connections are not UP.")
@@ -288,14 +288,18 @@ def _certificate_cell(status: DeploymentStatus) -> str:
     certificate = status.certificate
     if certificate is None:
         return ""
-    return f"{certificate.days_left():.0f} days, {certificate.issuer_name}"
+    days = certificate.days_left()
+    if days < 0:
+        return f"expired {-days:.0f} days ago, {certificate.issuer_name}"
+    return f"{days:.0f} days, {certificate.issuer_name}"
 
 
 def _reason(status: DeploymentStatus) -> str:
+    """Join the errors of a status, or else its warnings, for the Reason column."""
     for level in ("error", "warning"):
-        for finding in status.findings:
-            if finding.level == level:
-                return finding.message
+        messages = [finding.message for finding in status.findings if finding.level == level]
+        if messages:
+            return "; ".join(messages)
     return ""
 
 
@@ -329,6 +333,12 @@ async def token_command(app: App, raw: bool, decode: bool, ttl: bool) -> None:
 
     async def operation(client: Any) -> AccessToken:
         token: AccessToken = await client.token()
+        # Check what --decode and --ttl need here, so that a token without it is
+        # this connection's failure and the other connections still print.
+        if ttl:
+            _seconds_left(token, client.connection.name)
+        elif decode:
+            _payload(token, client.connection.name)
         return token
 
     results = await app.run_fleet(selection, operation)
@@ -339,20 +349,26 @@ async def token_command(app: App, raw: bool, decode: bool, ttl: bool) -> None:
     raise click.exceptions.Exit(app.report_failures(results, selection.errors))
 
 
-def _payload(token: AccessToken) -> dict[str, Any]:
+def _payload(token: AccessToken, connection: str | None = None) -> dict[str, Any]:
     from .._auth import decode_jwt_payload
+    from .._errors import InvalidResponseError
 
     payload = decode_jwt_payload(token.token)
     if payload is None:
-        raise CLIError("the access token is not a JWT, so it has no payload to decode.", EXIT_FAILED)
+        raise InvalidResponseError(
+            "the access token is not a JWT, so it has no payload with claims or an expiry time.",
+            connection=connection,
+        )
     return payload
 
 
-def _seconds_left(token: AccessToken) -> int:
-    payload = _payload(token)
+def _seconds_left(token: AccessToken, connection: str | None = None) -> int:
+    from .._errors import InvalidResponseError
+
+    payload = _payload(token, connection)
     expires = payload.get("exp")
     if not isinstance(expires, (int, float)):
-        raise CLIError("the access token has no expiry time (exp claim).", EXIT_FAILED)
+        raise InvalidResponseError("the access token has no expiry time (exp claim).", connection=connection)
     return int(expires - time.time())
 
 

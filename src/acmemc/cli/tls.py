@@ -107,7 +107,10 @@ def _print_endpoint(app: App, inspection: EndpointInspection, *, verify: bool) -
     endpoint = inspection.endpoint
     click.echo(f"{endpoint.url} ({', '.join(endpoint.keys)})")
     if not endpoint.uses_tls:
-        click.echo("  No TLS: the URL starts with http://.")
+        click.echo(
+            "  No TLS: the URL starts with http://, so nothing is encrypted. "
+            "If the deployment serves HTTPS on this port, change the URL to https://."
+        )
         return
     handshake = inspection.handshake
     if handshake is None:
@@ -117,7 +120,8 @@ def _print_endpoint(app: App, inspection: EndpointInspection, *, verify: bool) -
 
     click.echo(f"  TLS: {handshake.tls_version}, cipher {handshake.cipher}")
     if inspection.answer is not None:
-        click.echo(f"  Server answer: {inspection.answer}")
+        # Any HTTP status line shows that the server accepted this TLS connection.
+        click.echo(f"  HTTP status of HEAD on this URL: {inspection.answer}")
     if inspection.rejection is not None:
         click.echo(f"  Rejected: {inspection.rejection}")
     rows = [
@@ -218,6 +222,9 @@ def _https_url(ctx: click.Context, parameter: click.Parameter, value: str | None
         raise click.BadParameter(f"{value!r} is not a valid URL; use https://HOST[:PORT].") from None
     if parts.scheme != "https" or not parts.hostname:
         raise click.BadParameter(f"{value!r} is not an https:// URL with a host; use https://HOST[:PORT].")
+    if parts.username is not None or parts.password is not None:
+        # Never repeat the value: it contains a password.
+        raise click.BadParameter("the URL contains a user name or password; use https://HOST[:PORT] without them.")
     return value
 
 
@@ -233,7 +240,7 @@ def _https_url(ctx: click.Context, parameter: click.Parameter, value: str | None
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="FILE",
-    help="Write the bundle to FILE. Without it, --yes prints the bundle to stdout.",
+    help="Write the bundle to FILE. Without it (or with -), --yes prints the bundle to stdout.",
 )
 @click.option(
     "--select",
@@ -271,6 +278,9 @@ async def bundle_command(
     )
     from .._errors import BundleWriteError
 
+    if output is not None and str(output) == "-":
+        # "-" is stdout for most tools; here stdout is what leaving out --output does.
+        output = None
     connection = await _bundle_connection(app, url)
     if url is None:
         assert connection is not None
