@@ -474,3 +474,11 @@ async def test_invalid_timeout_exits_2(timeout: str) -> None:
     result = await invoke(["--timeout", timeout, "config", "list"])
 
     assert result.exit_code == 2
+
+
+async def test_missing_default_file_unnamed(tmp_path: Path) -> None:
+    result = await invoke(["graph", "list"], env={"XDG_CONFIG_HOME": str(tmp_path)})
+
+    assert result.exit_code == 2
+    assert f"there is no config file at {tmp_path / 'cmemc' / 'config.ini'}" in result.stderr
+    assert "OAUTH_CLIENT_SECRET is missing" in result.stderr

@@ -164,6 +164,14 @@ class App:
                     errors.append(error)
                 elif name is None and config.sections:
                     raise CLIError(_no_connection_selected(config, error), EXIT_CONFIGURATION) from None
+                elif name is None and config.missing is not None:
+                    cause = error.message.split(" Fix: ", 1)[0].rstrip(".")
+                    raise CLIError(
+                        f"there is no config file at {config.missing}, and the environment describes no usable "
+                        f"connection ({cause}). Fix: create the file with a section per deployment, name one with "
+                        "--config-file or CMEMC_CONFIG_FILE, or set the connection keys in the environment.",
+                        EXIT_CONFIGURATION,
+                    ) from None
                 else:
                     raise CLIError(str(error), EXIT_CONFIGURATION) from None
         return Selection(connections, errors, self.multiple)
