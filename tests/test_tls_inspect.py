@@ -849,3 +849,18 @@ async def test_bundle_command_rejects_url_password(start_server: StartServer) ->
     assert result.exit_code == 2
     assert "user name or password" in result.stderr
     assert "hunter2" not in result.output
+
+
+async def test_inspect_summary_lists_invalid_connections(tmp_path: Path) -> None:
+    from acmemc import Sandbox
+
+    async with Sandbox(tmp_path / "sandbox", 2) as sandbox:
+        with sandbox.config_file.open("a", encoding="utf-8") as file:
+            file.write("\n[broken]\nCMEM_BASE_URI = https://127.0.0.1:1\nSSL_VERIFY = maybe\n")
+
+        result = await invoke(["--config-file", str(sandbox.config_file), "-A", "tls", "inspect"])
+
+    first_cells = [line.split("┃")[1].strip() for line in result.stdout.splitlines() if line.startswith("┃")]
+    assert "broken" in first_cells
+    assert "sandbox-01" in first_cells
+    assert result.exit_code == 2

@@ -169,9 +169,14 @@ def _print_inspection_summary(
     for result in results:
         inspection = result.value
         if inspection is None:
+            # A connection that could not be inspected is a row too, with the reason.
+            summary = getattr(result.error, "summary", str(result.error))
+            rows.append([result.connection, "", "", "", "", "error", str(summary)])
             continue
         for endpoint_inspection in inspection.endpoints:
             rows.append(_summary_row(inspection, endpoint_inspection))
+    rows += [[str(error.connection), "", "", "", "", "invalid configuration", error.summary] for error in errors]
+    rows.sort(key=lambda row: row[0].casefold())
     headers = ["Connection", "Endpoint", "TLS", "Server certificate", "Valid until", "Result", "Reason"]
     if rows:
         click.echo(render_table(headers, rows, app.console_width()))
