@@ -26,9 +26,8 @@ from ._inspect import (
     client_key_password,
     fetch_presented_chain,
     issuer_path,
-    non_verifying_context,
 )
-from ._tls import SSLContextCache
+from ._tls import SSLContextCache, non_verifying_context
 
 __all__ = [
     "BundleChoice",

@@ -28,7 +28,13 @@ from ._config import DEFAULT_CONNECTION_NAME, Connection
 from ._credentials import run_credential_process
 from ._errors import AcmemcError, ConfigurationError, ConnectError
 from ._fleet import DEFAULT_CONCURRENCY, ConnectionResult, run_bounded
-from ._tls import SYSTEM_TRUST_STORE, SSLContextCache, TrustSettings, describe_verification_error
+from ._tls import (
+    SYSTEM_TRUST_STORE,
+    SSLContextCache,
+    TrustSettings,
+    describe_verification_error,
+    non_verifying_context,
+)
 
 __all__ = [
     "Endpoint",
@@ -44,7 +50,6 @@ __all__ = [
     "inspect_connection",
     "inspect_each",
     "issuer_path",
-    "non_verifying_context",
 ]
 
 logger = logging.getLogger("acmemc.tls")
@@ -262,15 +267,6 @@ def _presented_chain(ssl_object: ssl.SSLObject) -> list[bytes]:
         return [item if isinstance(item, bytes) else item.public_bytes(_ssl.ENCODING_DER) for item in chain]
     peer = ssl_object.getpeercert(binary_form=True)
     return [peer] if peer else []
-
-
-def non_verifying_context() -> ssl.SSLContext:
-    """Return a client context that accepts any certificate, for reading what a server presents."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 async def _open(

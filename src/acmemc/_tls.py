@@ -31,6 +31,7 @@ __all__ = [
     "TrustSettings",
     "describe_verification_error",
     "fetch_server_certificate",
+    "non_verifying_context",
     "verification_error",
 ]
 
@@ -153,13 +154,9 @@ class SSLContextCache:
         self.contexts_built = 0
 
     def unverified_context(self) -> ssl.SSLContext:
-        """Return the context that reads a server's certificate without verifying it, built once."""
+        """Return a :func:`non_verifying_context`, built once per cache."""
         if self._unverified is None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            self._unverified = context
+            self._unverified = non_verifying_context()
             self.contexts_built += 1
         return self._unverified
 
@@ -335,6 +332,15 @@ def _unchanged(state: _FileState) -> bool:
         return False
     state.read_ns = _now_ns()
     return True
+
+
+def non_verifying_context() -> ssl.SSLContext:
+    """Return a client context that accepts any certificate, for reading what a server presents."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _bundle_error(path: Path, connection: str, problem: str) -> CABundleError:

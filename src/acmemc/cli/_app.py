@@ -359,7 +359,3 @@ def complete_connection_names(ctx: click.Context, param: click.Parameter, incomp
 def error_record(error: Exception) -> dict[str, str]:
     """Describe an error for machine-readable output."""
     return {"type": type(error).__name__, "message": str(error)}
-
-
-def default_environ() -> Mapping[str, str]:
-    return dict(os.environ)
