@@ -1,4 +1,4 @@
-"""Shell completion as bash asks for it: connection names, keys and options."""
+"""Shell completion as bash requests it: connection names, keys and options."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ async def test_interrupt_names_unfinished_connections(tmp_path: Path) -> None:
     async with Sandbox(tmp_path, 4, latency=30) as sandbox:
         process = await start_acmemc(sandbox.config_file, "--all-connections", "--jobs", "2", "graph", "list")
         try:
-            # Every answer takes 30 s, so after start-up all four connections are still running.
+            # Every response takes 30 s, so after start-up all four connections are still running.
             await asyncio.sleep(3)
             process.send_signal(signal.SIGINT)
             async with asyncio.timeout(15):

@@ -1,4 +1,4 @@
-"""Every Python example in docs/api.md runs as it stands, as a user would copy it."""
+"""Every Python example in docs/api.md runs unchanged, as a user would copy it."""
 
 from __future__ import annotations
 

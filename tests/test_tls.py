@@ -574,7 +574,7 @@ async def test_tls_1_1_server_rejected(ca: trustme.CA, tmp_path: Path) -> None:
 async def test_bundle_from_environment_named_in_error(
     ca: trustme.CA, other_ca: trustme.CA, start_server: StartServer, tmp_path: Path
 ) -> None:
-    """The unnamed connection takes REQUESTS_CA_BUNDLE from the environment; the error says so."""
+    """The unnamed connection takes REQUESTS_CA_BUNDLE from the environment, and the error names that source."""
     server = await start_server(ca.issue_cert("127.0.0.1"))
     bundle = write_bundle(tmp_path / "other-ca.pem", other_ca.cert_pem.bytes())
     environ = {"CMEM_BASE_URI": server.base_uri, "OAUTH_CLIENT_SECRET": "x", "REQUESTS_CA_BUNDLE": str(bundle)}
