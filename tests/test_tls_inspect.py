@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import acmemc._bundle
+import acmemc._files
 from acmemc import Client, Connection, SSLContextCache, inspect_connection, inspect_each
 from acmemc._bundle import BundleWriteError, check_bundle, choose_certificate, fetch_chain, render_bundle, write_bundle_file
 from acmemc._inspect import PresentedCertificate, connection_endpoints, issuer_path
@@ -558,7 +559,7 @@ def test_write_failure_leaves_nothing(failure: BaseException, tmp_path: Path, mo
     def fail(descriptor: int) -> None:
         raise failure
 
-    monkeypatch.setattr(acmemc._bundle.os, "fsync", fail)
+    monkeypatch.setattr(acmemc._files.os, "fsync", fail)
     with pytest.raises((BundleWriteError, KeyboardInterrupt)):
         write_bundle_file(path, b"new content", replace=True)
 

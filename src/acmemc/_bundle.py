@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
 import ssl
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._client import DEFAULT_TIMEOUT
 from ._config import Connection
 from ._errors import BundleWriteError
+from ._files import write_atomically
 from ._inspect import (
     PresentedCertificate,
     ServerHandshake,
@@ -168,59 +167,11 @@ def write_bundle_file(path: Path, content: bytes, *, replace: bool, connection: 
     with contextlib.suppress(OSError):
         mode = path.stat().st_mode & 0o7777
 
-    directory = path.parent
     try:
-        descriptor, temporary_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    except FileNotFoundError:
-        raise fail(f"cannot be written: the directory {directory} does not exist", "create it first") from None
-    except OSError as error:
-        raise fail(f"cannot be written ({error.strerror})", "check the permissions of the directory") from None
-
-    temporary = Path(temporary_name)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(content)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        if replace:
-            os.replace(temporary, path)
-        else:
-            _move_without_replacing(temporary, path)
-        _sync_directory(directory)
+        write_atomically(path, content, mode=mode, replace=replace)
     except FileExistsError:
         raise fail("already exists", "add --force to replace it, or choose another --output") from None
+    except FileNotFoundError:
+        raise fail(f"cannot be written: the directory {path.parent} does not exist", "create it first") from None
     except OSError as error:
         raise fail(f"cannot be written ({error.strerror})", "check the free space and permissions") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-
-
-def _move_without_replacing(temporary: Path, path: Path) -> None:
-    """Rename ``temporary`` to ``path`` unless ``path`` exists; raise ``FileExistsError`` if it does."""
-    try:
-        os.link(temporary, path)
-    except FileExistsError:
-        raise
-    except OSError:
-        # The file system has no hard links: check, then rename, with a short race.
-        if path.exists():
-            raise FileExistsError(str(path)) from None
-        os.replace(temporary, path)
-        return
-    temporary.unlink()
-
-
-def _sync_directory(directory: Path) -> None:
-    """Flush the directory entry of a renamed file to disk; not every file system allows it."""
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)

@@ -35,7 +35,6 @@ import pathlib
 import secrets
 import socket
 import ssl
-import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -47,6 +46,8 @@ from typing import Any
 import trustme
 from aiohttp import web
 from aiohttp.typedefs import Handler
+
+from ._files import write_atomically
 
 __all__ = ["Sandbox", "SandboxDeployment", "check_deployment_names", "deployment_names"]
 
@@ -282,23 +283,8 @@ def _issue_server_certificate(
 
 
 def _write_atomically(path: pathlib.Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` through a temporary file in the same directory.
-
-    The file is created with mode 0600 because config.ini contains client secrets.
-    """
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
+    """Replace ``path`` with ``data`` atomically, with mode 0600 because config.ini contains client secrets."""
+    write_atomically(path, data, mode=0o600)
 
 
 def _render_config(deployments: list[SandboxDeployment], ca_bundle: pathlib.Path) -> str:
