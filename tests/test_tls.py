@@ -37,7 +37,7 @@ from tls_servers import (
     GRAPHS,
     GRAPHS_PATH,
     TOKEN_PATH,
-    HandshakeServer,
+    BlockingHTTPSServer,
     ServerCertificate,
     self_signed_certificate,
     server_context,
@@ -553,14 +553,9 @@ async def test_tls_1_1_server_rejected(ca: trustme.CA, tmp_path: Path) -> None:
     if not tls_1_1_handshake_works(ca, context):
         pytest.skip("the local OpenSSL does not complete a TLS 1.1 handshake")
     bundle = write_bundle(tmp_path / "ca.pem", ca.cert_pem.bytes())
-    server = HandshakeServer(context)
-    server.start()
-
-    try:
+    with BlockingHTTPSServer(context) as server:
         with pytest.raises(ConnectError) as raised:
             await fetch_graphs(tls_connection(server.base_uri, REQUESTS_CA_BUNDLE=bundle))
-    finally:
-        server.close()
     message = str(raised.value)
 
     assert len(server.handshake_errors) == 1

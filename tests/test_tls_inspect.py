@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-import acmemc._bundle
 import acmemc._files
 from acmemc import Client, Connection, SSLContextCache, inspect_connection, inspect_each
 from acmemc._bundle import BundleWriteError, check_bundle, choose_certificate, fetch_chain, render_bundle, write_bundle_file

@@ -3,7 +3,8 @@
 A :class:`TLSServer` issues a token at Keycloak's token endpoint for the client
 credentials grant, returns the graph list at ``GET /dataplatform/graphs/list``
 to requests with that token, and records every request it receives. A
-:class:`HandshakeServer` only runs TLS handshakes. Certificates come from
+:class:`BlockingHTTPSServer` runs in a thread, so that TLS alerts reach the
+client. Certificates come from
 trustme, or from :func:`self_signed_certificate` for a server certificate
 without a CA.
 """
@@ -142,53 +143,6 @@ class TLSServer:
 StartServer = Callable[..., Awaitable[TLSServer]]
 
 
-class HandshakeServer:
-    """A TLS server on 127.0.0.1 that runs the handshake of each connection and closes it.
-
-    It uses blocking sockets in a thread. An asyncio server in Python 3.11
-    closes the socket on a failed handshake without sending OpenSSL's alert
-    (asyncio/sslproto.py, ``_on_handshake_complete``), so the client would see a
-    reset connection where a real server sends a protocol version alert.
-    ``handshake_errors`` lists the server-side errors.
-    """
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self._context = context
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="tls-handshake-server", daemon=True)
-        self.port: int = self._listener.getsockname()[1]
-        self.handshake_errors: list[str] = []
-
-    @property
-    def base_uri(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=5)
-        self._listener.close()
-
-    def _serve(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            connection.settimeout(5)
-            try:
-                with self._context.wrap_socket(connection, server_side=True):
-                    pass
-            except (ssl.SSLError, OSError) as error:
-                self.handshake_errors.append(str(error))
-            finally:
-                connection.close()
-
-
 class BlockingHTTPSServer:
     """An HTTPS server on loopback in a thread, for cases where TLS alerts must reach the client.
 
@@ -196,8 +150,10 @@ class BlockingHTTPSServer:
     response to the first request. A failed handshake (for example a missing
     client certificate) is followed by a lingering close: the server reads until
     the client closes, so the alert OpenSSL sent is not lost to a connection
-    reset. asyncio's server in Python 3.11 sends no alert at all (see
-    :class:`HandshakeServer`). ``handshake_errors`` lists the server-side errors.
+    reset. asyncio's server in Python 3.11 closes the socket on a failed handshake
+    without sending OpenSSL's alert (asyncio/sslproto.py, ``_on_handshake_complete``),
+    so its client would see a reset where a real server sends, for example, a
+    protocol version alert. ``handshake_errors`` lists the server-side errors.
     """
 
     def __init__(self, context: ssl.SSLContext, host: str = "127.0.0.1") -> None:
