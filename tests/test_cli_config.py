@@ -482,3 +482,12 @@ async def test_missing_default_file_unnamed(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert f"there is no config file at {tmp_path / 'cmemc' / 'config.ini'}" in result.stderr
     assert "OAUTH_CLIENT_SECRET is missing" in result.stderr
+
+
+async def test_misspelt_default_key_warns_once(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[DEFAULT]\nCMEM_BASE_URL = https://127.0.0.1:1\n[a]\n[b]\n[c]\n")
+
+    result = await invoke(["--config-file", str(path), "-A", "config", "list"])
+
+    assert result.stderr.count("did you mean CMEM_BASE_URI?") == 1
+    assert "[DEFAULT]" in result.stderr

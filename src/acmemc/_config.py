@@ -25,7 +25,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -46,6 +46,7 @@ __all__ = [
     "credentials_problem",
     "default_config_path",
     "is_secret_key",
+    "misspelt_keys",
     "parse_config",
     "read_config",
     "resolve_connection",
@@ -410,7 +411,16 @@ def resolve_connection(
                 key,
                 extra={"connection": display_name},
             )
-    _warn_unknown_keys(config, name, display_name)
+    if name is not None:
+        for key, suggestion in misspelt_keys(config.sections[name]):
+            logger.warning(
+                "connection %r: %s in %s is not a known key; did you mean %s?",
+                display_name,
+                key,
+                config.describe(),
+                suggestion,
+                extra={"connection": display_name},
+            )
     if check_credentials:
         problem = credentials_problem(connection)
         if problem is not None:
@@ -418,30 +428,24 @@ def resolve_connection(
     return connection
 
 
-def _warn_unknown_keys(config: ConfigFile, name: str | None, display_name: str) -> None:
-    """Warn about a key that is probably a misspelt known key, such as CMEM_BASE_URL.
+def misspelt_keys(keys: Iterable[str]) -> list[tuple[str, str]]:
+    """Return (key, known key) for each key that is probably a misspelt known key, such as CMEM_BASE_URL.
 
     Other unknown keys are allowed: cmemc hands every key of a section to
-    credential processes, so a section may carry keys for them.
+    credential processes, so a section may carry keys for them. The keys of
+    ``[DEFAULT]`` are the caller's to check, once per file rather than once per
+    connection.
     """
     import difflib
 
-    own = dict(config.defaults)
-    if name is not None:
-        own.update(config.sections[name])
-    for key in own:
+    found = []
+    for key in keys:
         if _is_known(key) or key.startswith(CUSTOM_HEADER_PREFIX) or key in (NO_WARNING_KEY, CONNECTION_KEY):
             continue
         close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.85)
         if close:
-            logger.warning(
-                "connection %r: %s in %s is not a known key; did you mean %s?",
-                display_name,
-                key,
-                config.describe(),
-                close[0],
-                extra={"connection": display_name},
-            )
+            found.append((key, close[0]))
+    return found
 
 
 def ordered_keys(settings: Mapping[str, Setting]) -> list[str]:

@@ -19,6 +19,7 @@ import asyncclick as click
 
 from .._config import (
     ConfigFile,
+    misspelt_keys,
     Connection,
     read_config,
     resolve_connection,
@@ -97,6 +98,10 @@ class App:
             except ConfigurationError as error:
                 raise CLIError(str(error), EXIT_CONFIGURATION) from None
             logger.debug("Config file: %s", self._config.describe())
+            for key, suggestion in misspelt_keys(self._config.defaults):
+                logger.warning(
+                    "%s in [DEFAULT] of %s is not a known key; did you mean %s?", key, self._config.describe(), suggestion
+                )
         return self._config
 
     async def selected_names(self) -> list[str | None]:
