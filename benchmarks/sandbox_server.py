@@ -71,7 +71,7 @@ def write_line(record: dict[str, Any]) -> None:
 
 
 async def read_commands(sandbox: Sandbox) -> None:
-    """Answer ``counters`` lines on stdin until stdin ends."""
+    """Reply to each ``counters`` line on stdin with the request counters, until stdin ends."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -120,8 +120,8 @@ async def serve(arguments: argparse.Namespace) -> None:
 def main() -> None:
     arguments = parse_arguments()
     # One listening socket per deployment, plus the server side of every open
-    # client connection: a client that keeps its connections open (as the floor
-    # script does) holds one per deployment until it exits.
+    # client connection. A client that keeps its connections open uses one per
+    # deployment until it exits.
     raise_open_file_limit(3 * arguments.deployments + 256)
     asyncio.run(serve(arguments))
 

@@ -181,7 +181,7 @@ class CustomHeader:
 class Connection:
     """One resolved connection: immutable, with the source of every key.
 
-    Build it with :func:`resolve_connection`. Secrets are kept out of ``repr``;
+    Build it with :func:`resolve_connection`. Secrets are kept out of ``repr``.
     ``secrets`` maps a secret key to its configured value, and
     ``secret_processes`` maps a secret key to the command that prints it.
     """
@@ -382,8 +382,8 @@ def resolve_connection(
 
     Raises :class:`ConfigurationError` naming the key, its value, where it was
     set, and the fix. With ``check_credentials=False`` a missing secret is not an
-    error yet, for work that needs no token (``config get``, ``tls inspect``);
-    the client raises it when it first needs the token.
+    error yet, for work that needs no token (``config get``, ``tls inspect``).
+    The client then raises it when it first needs the token.
     """
     environ = environ or {}
     if name is not None and config.missing is not None:

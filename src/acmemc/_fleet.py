@@ -1,7 +1,7 @@
 """Run one operation over many connections, a bounded number at a time.
 
-Each connection gets its own :class:`~acmemc.Client` (and so its own session
-and token); all of them share one :class:`~acmemc.SSLContextCache`, so
+Each connection gets its own :class:`~acmemc.Client`, and so its own session
+and token. All of them share one :class:`~acmemc.SSLContextCache`, so
 connections with the same trust settings share one SSLContext. A failure of one
 connection is its result, never a stop of the others.
 """

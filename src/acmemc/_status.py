@@ -107,9 +107,9 @@ class Finding:
 class DeploymentStatus:
     """Health, versions, response time and server certificate of one deployment.
 
-    ``data`` has cmemc's structure; ``response_time`` is the wall time in
-    seconds of all status calls (token included); ``findings`` lists the
-    warnings and errors cmemc gives, plus certificate expiry.
+    ``data`` has cmemc's structure. ``response_time`` is the wall time in
+    seconds of all status calls, the token included. ``findings`` lists the
+    warnings and errors that cmemc gives, plus certificate expiry.
     """
 
     base_uri: str

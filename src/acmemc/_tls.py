@@ -234,7 +234,7 @@ def _build_context(trust: TrustSettings, password: str | None, connection: Conne
         context = _new_context(system=False)
         # Trust a certificate in the bundle even if it is not a self-signed root.
         # cmemc's documentation builds a bundle with `openssl s_client | openssl x509`,
-        # which keeps only the server's own certificate; without this flag OpenSSL
+        # which keeps only the server's own certificate. Without this flag OpenSSL
         # rejects such a bundle when a private CA issued the certificate. Python 3.13
         # sets this flag in ssl.create_default_context() for the same reason.
         context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
